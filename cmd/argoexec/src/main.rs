@@ -1,0 +1,234 @@
+//! `argoexec`: the binary. Flags, logging, wiring and exit codes; the work lives in the crates.
+//!
+//! Exit codes follow Argo's executor (contract §8): 0 on success; on an executor error 1 for a v2
+//! pod (template from the downward-API annotations) and 64 otherwise, which Argo's controller reads
+//! as an executor failure; clap's usage errors exit 2. The first error is also written to
+//! `/dev/termination-log` when that file exists, as kubelet provides it in every container.
+
+mod cli;
+mod logging;
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use argoexec_config::{Config, LogFormat};
+use argoexec_template::{Protocol, SourcePaths, Template};
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command};
+
+/// Argo's exit code for an executor error in v3 and v4 pods.
+const EXIT_EXECUTOR_ERROR: u8 = 64;
+/// Argo's exit code for an executor error in v2 pods.
+const EXIT_EXECUTOR_ERROR_V2: u8 = 1;
+/// Kubelet's default termination message path.
+const TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// A subcommand whose implementation has not landed yet.
+#[derive(Debug, thiserror::Error)]
+#[error("argoexec {command} is not implemented yet ({what})")]
+struct NotImplemented {
+    command: &'static str,
+    what: &'static str,
+}
+
+/// An error on its way out, with what is known of the pod's protocol for the exit code.
+struct Failure {
+    error: anyhow::Error,
+    protocol: Option<Protocol>,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Self {
+            error: error.into(),
+            protocol: None,
+        }
+    }
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        if self.error.downcast_ref::<NotImplemented>().is_some() {
+            return EXIT_EXECUTOR_ERROR;
+        }
+        match self.protocol {
+            Some(Protocol::V2) => EXIT_EXECUTOR_ERROR_V2,
+            _ => EXIT_EXECUTOR_ERROR,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.global.loglevel, cli.global.log_format);
+    let log_format = cli.global.log_format;
+    let termination_log = cli.global.termination_log.clone();
+    match run(cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            let message = format!("{:#}", failure.error);
+            report_error(&message, log_format);
+            write_termination_log(termination_log, &message);
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    match cli.command {
+        Command::Version { short } => {
+            print!("{}", version_text(short));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init => {
+            let config = Config::from_process_env(cli.global.flags())?;
+            let (_, protocol) = load_template(&config, "init")?;
+            Err(not_implemented("init", "loading input artifacts", protocol))
+        }
+        Command::Wait => {
+            let config = Config::from_process_env(cli.global.flags())?;
+            let (_, protocol) = load_template(&config, "wait")?;
+            Err(not_implemented("wait", "saving outputs", protocol))
+        }
+        Command::Emissary { .. } => {
+            Config::from_process_env(cli.global.flags())?;
+            Err(NotImplemented {
+                command: "emissary",
+                what: "the emissary runtime",
+            }
+            .into())
+        }
+        Command::Resource { .. } => {
+            Config::from_process_env(cli.global.flags())?;
+            Err(NotImplemented {
+                command: "resource",
+                what: "resource templates",
+            }
+            .into())
+        }
+        Command::Data { .. } => {
+            Config::from_process_env(cli.global.flags())?;
+            Err(NotImplemented {
+                command: "data",
+                what: "data templates",
+            }
+            .into())
+        }
+        Command::Run(args) => {
+            let pod = argoexec_pod::StepPod::load(&args.pod)?;
+            if !args.dry_run {
+                return Err(NotImplemented {
+                    command: "run",
+                    what: "the local pod runner; --dry-run checks and describes the pod",
+                }
+                .into());
+            }
+            if args.output == "json" {
+                let doc = serde_json::json!({
+                    "pod": pod.name(),
+                    "protocol": format!("{:?}", pod.protocol).to_lowercase(),
+                    "template": pod.template,
+                });
+                println!("{doc:#}");
+            } else {
+                print!("{}", pod.describe());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn not_implemented(command: &'static str, what: &'static str, protocol: Protocol) -> Failure {
+    Failure {
+        error: NotImplemented { command, what }.into(),
+        protocol: Some(protocol),
+    }
+}
+
+/// Validates the pod name and loads the template from the source the contract's order picks.
+fn load_template(config: &Config, role: &str) -> Result<(Template, Protocol), Failure> {
+    let pod_name = config.pod_name()?;
+    let source = config.template_source(&SourcePaths::default())?;
+    let protocol = source.protocol();
+    let with_protocol = |error: anyhow::Error| Failure {
+        error,
+        protocol: Some(protocol),
+    };
+    let (template, _) = source.load().map_err(|e| with_protocol(e.into()))?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        pod = pod_name,
+        template = template.name.as_deref().unwrap_or(""),
+        source = %source.kind(),
+        protocol = ?protocol,
+        runtime = %config.runtime_for(protocol),
+        "Starting Workflow Executor ({role})"
+    );
+    Ok((template, protocol))
+}
+
+/// One line on stderr: plain for people, or a JSON log record when logs are JSON.
+fn report_error(message: &str, format: LogFormat) {
+    let line = match format {
+        LogFormat::Text => format!("Error: {message}"),
+        LogFormat::Json => serde_json::json!({
+            "time": format!("{:.3}", jiff::Timestamp::now()),
+            "level": "fatal",
+            "msg": message,
+        })
+        .to_string(),
+    };
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Writes the first error where kubelet reads it. Only when the file exists (kubelet mounts it in
+/// every container) or its path was given: never creates `/dev/termination-log` on a workstation.
+fn write_termination_log(explicit: Option<PathBuf>, message: &str) {
+    let (path, must) = match explicit {
+        Some(path) => (path, true),
+        None => (PathBuf::from(TERMINATION_LOG), false),
+    };
+    if !must && !path.exists() {
+        return;
+    }
+    // An earlier error of this container already wrote its message: that one stays.
+    if std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() > 0) {
+        return;
+    }
+    let result = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(message.as_bytes()))
+        .with_context(|| format!("unable to write termination log {}", path.display()));
+    if let Err(err) = result {
+        let _ = writeln!(std::io::stderr(), "{err:#}");
+    }
+}
+
+/// `argoexec version`, in the layout of Argo's.
+fn version_text(short: bool) -> String {
+    let version = concat!("v", env!("CARGO_PKG_VERSION"));
+    if short {
+        return format!("argoexec: {version}\n");
+    }
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!(
+        "argoexec: {version}\n  BuildDate: {}\n  GitCommit: {}\n  RustVersion: {}\n  Platform: {}/{arch}\n  Target: {}\n",
+        env!("ARGOEXEC_BUILD_DATE"),
+        env!("ARGOEXEC_GIT_COMMIT"),
+        env!("ARGOEXEC_RUSTC_VERSION"),
+        std::env::consts::OS,
+        env!("ARGOEXEC_TARGET"),
+    )
+}

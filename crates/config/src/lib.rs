@@ -1,0 +1,702 @@
+//! The executor's configuration: every environment variable of Argo's executor contract and every
+//! global flag, parsed into types and validated before any work starts.
+//!
+//! [`env`] names each variable once. [`Config::from_lookup`] reads them through a lookup function, so
+//! tests pass a map instead of touching the process environment; a bad value is an error that names
+//! the variable, the value and what was expected. Defaults are Argo's.
+
+pub mod env;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use argoexec_template::{LoadError, Protocol, SourcePaths, TemplateSource};
+
+/// A configuration that could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable has a value that does not parse.
+    #[error("invalid {var}={value:?}: expected {expected}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// Its value as set.
+        value: String,
+        /// What a valid value looks like.
+        expected: &'static str,
+    },
+    /// A variable is set to bytes that are not UTF-8.
+    #[error("invalid {var}: value is not UTF-8")]
+    NotUtf8 {
+        /// The variable.
+        var: &'static str,
+    },
+    /// A required variable is not set.
+    #[error("unable to determine {what} from environment variable {var}")]
+    Missing {
+        /// The variable.
+        var: &'static str,
+        /// What it names.
+        what: &'static str,
+    },
+}
+
+/// Log verbosity (`--loglevel`). Accepts logrus' names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Everything, including per-request detail.
+    Trace,
+    /// Debug detail.
+    Debug,
+    /// The default.
+    Info,
+    /// Warnings and errors.
+    Warn,
+    /// Errors only.
+    Error,
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "trace" => Ok(Self::Trace),
+            "debug" => Ok(Self::Debug),
+            "info" => Ok(Self::Info),
+            "warn" | "warning" => Ok(Self::Warn),
+            "error" | "fatal" | "panic" => Ok(Self::Error),
+            _ => Err(format!(
+                "unknown log level {s:?}: expected one of debug, info, warn, error"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        })
+    }
+}
+
+/// Log line format (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `time="..." level=info msg="..."`, as Argo's text logs.
+    #[default]
+    Text,
+    /// One JSON object a line, as Argo's JSON logs.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(format!(
+                "unknown log format {s:?}: expected one of text, json"
+            )),
+        }
+    }
+}
+
+/// kubectl-style overrides of the Kubernetes client configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubeOverrides {
+    /// Path of a kubeconfig file.
+    pub kubeconfig: Option<PathBuf>,
+    /// API server address.
+    pub server: Option<String>,
+    /// Bearer token.
+    pub token: Option<String>,
+    /// Namespace of this pod.
+    pub namespace: Option<String>,
+    /// kubeconfig context.
+    pub context: Option<String>,
+    /// kubeconfig cluster.
+    pub cluster: Option<String>,
+    /// kubeconfig user.
+    pub user: Option<String>,
+    /// Skip verification of the server's certificate.
+    pub insecure_skip_tls_verify: bool,
+    /// CA bundle file.
+    pub certificate_authority: Option<PathBuf>,
+    /// Client certificate file.
+    pub client_certificate: Option<PathBuf>,
+    /// Client key file.
+    pub client_key: Option<PathBuf>,
+    /// Basic-auth user name.
+    pub username: Option<String>,
+    /// Basic-auth password.
+    pub password: Option<String>,
+    /// User to impersonate.
+    pub as_user: Option<String>,
+    /// Groups to impersonate.
+    pub as_group: Vec<String>,
+    /// Server name for TLS verification.
+    pub tls_server_name: Option<String>,
+    /// Per-request timeout.
+    pub request_timeout: Option<Duration>,
+}
+
+/// The global flags, as the binary parsed them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flags {
+    /// `--loglevel`.
+    pub log_level: LogLevel,
+    /// `--log-format`.
+    pub log_format: LogFormat,
+    /// `--gloglevel`: accepted for compatibility; there is no glog here.
+    pub gloglevel: i32,
+    /// `--pod-annotations` (v2): the downward-API annotations file.
+    pub pod_annotations: Option<PathBuf>,
+    /// Kubernetes client overrides.
+    pub kube: KubeOverrides,
+}
+
+impl Default for Flags {
+    fn default() -> Self {
+        Self {
+            log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
+            gloglevel: 0,
+            pod_annotations: None,
+            kube: KubeOverrides::default(),
+        }
+    }
+}
+
+/// How `wait` sees the main container (contract §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// The Docker Engine API on the node's socket.
+    Docker,
+    /// The Kubernetes API: pod watch, exec and logs.
+    K8sApi,
+    /// The kubelet's API on the node.
+    Kubelet,
+    /// A process namespace shared by the pod's containers.
+    Pns,
+    /// Files exchanged with `argoexec emissary` wrapping each container.
+    Emissary,
+}
+
+impl FromStr for RuntimeKind {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "docker" => Ok(Self::Docker),
+            "k8sapi" => Ok(Self::K8sApi),
+            "kubelet" => Ok(Self::Kubelet),
+            "pns" => Ok(Self::Pns),
+            "emissary" => Ok(Self::Emissary),
+            _ => Err(()),
+        }
+    }
+}
+
+impl fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Docker => "docker",
+            Self::K8sApi => "k8sapi",
+            Self::Kubelet => "kubelet",
+            Self::Pns => "pns",
+            Self::Emissary => "emissary",
+        })
+    }
+}
+
+/// The storage retry policy's settings (Argo's `EXECUTOR_RETRY_BACKOFF_*`).
+#[derive(Debug, Clone)]
+pub struct RetrySettings {
+    /// Attempts in all.
+    pub steps: u32,
+    /// The first backoff.
+    pub duration: Duration,
+    /// Growth of the backoff per attempt.
+    pub factor: f64,
+    /// Random extra wait, as a fraction of the backoff.
+    pub jitter: f64,
+    /// Error messages matching this are transient too.
+    pub transient_pattern: Option<regex::Regex>,
+}
+
+/// Progress reporting settings. Either tick at zero disables progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressSettings {
+    /// The file whose last non-empty line is the progress.
+    pub file: PathBuf,
+    /// How often progress is reported.
+    pub patch_tick: Duration,
+    /// How often the file is read.
+    pub file_tick: Duration,
+}
+
+impl ProgressSettings {
+    /// Whether progress is monitored at all.
+    pub fn enabled(&self) -> bool {
+        !self.patch_tick.is_zero() && !self.file_tick.is_zero()
+    }
+}
+
+/// The kubelet runtime's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeletSettings {
+    /// The node's address.
+    pub host: Option<String>,
+    /// The kubelet port.
+    pub port: u16,
+    /// Skip certificate verification.
+    pub insecure: bool,
+}
+
+/// Names of the pod and its owners, as the controller set them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// `ARGO_POD_NAME`.
+    pub pod_name: Option<String>,
+    /// `ARGO_POD_UID`.
+    pub pod_uid: Option<String>,
+    /// `ARGO_NODE_ID`.
+    pub node_id: Option<String>,
+    /// `ARGO_WORKFLOW_NAME`.
+    pub workflow_name: Option<String>,
+    /// `ARGO_WORKFLOW_UID` (v4).
+    pub workflow_uid: Option<String>,
+    /// `ARGO_INSTANCE_ID`.
+    pub instance_id: Option<String>,
+    /// `ARGO_CONTAINER_NAME`.
+    pub container_name: Option<String>,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The global flags.
+    pub flags: Flags,
+    /// Who this pod is.
+    pub identity: Identity,
+    /// `ARGO_TEMPLATE` as set (the template is read later, by the subcommand that needs it).
+    pub argo_template: Option<String>,
+    /// `ARGO_CONTAINER_RUNTIME_EXECUTOR` as set.
+    pub runtime: Option<RuntimeKind>,
+    /// `ARGO_INCLUDE_SCRIPT_OUTPUT`.
+    pub include_script_output: bool,
+    /// `ARGO_DEADLINE`; `None` when unset or Go's zero time.
+    pub deadline: Option<jiff::Timestamp>,
+    /// `ARGO_TERMINATION_GRACE_PERIOD_SECONDS` as set; see [`Config::termination_grace`].
+    pub termination_grace: Option<Duration>,
+    /// Progress reporting.
+    pub progress: ProgressSettings,
+    /// The kubelet runtime.
+    pub kubelet: KubeletSettings,
+    /// `ARGO_DEBUG_PAUSE_BEFORE` is set.
+    pub debug_pause_before: bool,
+    /// `ARGO_DEBUG_PAUSE_AFTER` is set.
+    pub debug_pause_after: bool,
+    /// `ARGO_CONTAINER_ARGS_FILE`.
+    pub container_args_file: Option<PathBuf>,
+    /// The storage retry policy.
+    pub retry: RetrySettings,
+    /// `ARTIFACT_S3_UPLOAD_THREADS`.
+    pub s3_upload_threads: usize,
+    /// `ARTIFACT_S3_UPLOAD_PART_SIZE_MIB`.
+    pub s3_part_size_mib: Option<u64>,
+    /// `TRACEPARENT`.
+    pub traceparent: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otlp_endpoint: Option<String>,
+}
+
+/// Reads one variable through the lookup, as UTF-8.
+struct Reader<F> {
+    lookup: F,
+}
+
+impl<F: Fn(&str) -> Option<std::ffi::OsString>> Reader<F> {
+    fn string(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
+        match (self.lookup)(var) {
+            None => Ok(None),
+            Some(v) => v
+                .into_string()
+                .map(Some)
+                .map_err(|_| ConfigError::NotUtf8 { var }),
+        }
+    }
+
+    fn set(&self, var: &'static str) -> bool {
+        (self.lookup)(var).is_some()
+    }
+
+    fn parsed<T>(
+        &self,
+        var: &'static str,
+        expected: &'static str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(value) = self.string(var)? else {
+            return Ok(None);
+        };
+        parse(value.trim()).map(Some).ok_or(ConfigError::Invalid {
+            var,
+            value,
+            expected,
+        })
+    }
+
+    fn duration(&self, var: &'static str) -> Result<Option<Duration>, ConfigError> {
+        self.parsed(
+            var,
+            "a Go duration such as 30s, 1m30s or 500ms, not negative",
+            parse_go_duration,
+        )
+    }
+
+    fn boolean(&self, var: &'static str) -> Result<Option<bool>, ConfigError> {
+        self.parsed(var, "true or false", parse_go_bool)
+    }
+}
+
+/// Parses a Go duration (`time.ParseDuration`); negative durations are refused.
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let nanos = go_parse_duration::parse_duration(text).ok()?;
+    u64::try_from(nanos).ok().map(Duration::from_nanos)
+}
+
+/// Parses a boolean as Go's `strconv.ParseBool` does.
+fn parse_go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses an RFC 3339 time; Go's zero time (year 1) means "no deadline".
+fn parse_deadline(text: &str) -> Option<Option<jiff::Timestamp>> {
+    let ts: jiff::Timestamp = text.parse().ok()?;
+    let zero: jiff::Timestamp = "0001-01-01T00:00:00Z".parse().ok()?;
+    Some((ts > zero).then_some(ts))
+}
+
+impl Config {
+    /// Builds the configuration from the process environment.
+    pub fn from_process_env(flags: Flags) -> Result<Self, ConfigError> {
+        Self::from_lookup(flags, |var| std::env::var_os(var))
+    }
+
+    /// Builds the configuration from `lookup`, which answers an environment variable's value.
+    pub fn from_lookup(
+        flags: Flags,
+        lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Self, ConfigError> {
+        let r = Reader { lookup };
+        let id = |var| r.string(var).map(|v| v.filter(|s| !s.is_empty()));
+        let identity = Identity {
+            pod_name: id(env::ARGO_POD_NAME)?,
+            pod_uid: id(env::ARGO_POD_UID)?,
+            node_id: id(env::ARGO_NODE_ID)?,
+            workflow_name: id(env::ARGO_WORKFLOW_NAME)?,
+            workflow_uid: id(env::ARGO_WORKFLOW_UID)?,
+            instance_id: id(env::ARGO_INSTANCE_ID)?,
+            container_name: id(env::ARGO_CONTAINER_NAME)?,
+        };
+        let runtime = r.parsed(
+            env::ARGO_CONTAINER_RUNTIME_EXECUTOR,
+            "one of docker, k8sapi, kubelet, pns, emissary",
+            |s| s.parse().ok(),
+        )?;
+        let deadline = r
+            .parsed(
+                env::ARGO_DEADLINE,
+                "an RFC 3339 time such as 2026-01-02T15:04:05Z",
+                parse_deadline,
+            )?
+            .flatten();
+        let termination_grace = r
+            .parsed(
+                env::ARGO_TERMINATION_GRACE_PERIOD_SECONDS,
+                "a whole number of seconds, 0 or more",
+                |s| s.parse::<u64>().ok(),
+            )?
+            .map(Duration::from_secs);
+        let progress = ProgressSettings {
+            file: r
+                .string(env::ARGO_PROGRESS_FILE)?
+                .filter(|s| !s.is_empty())
+                .map_or_else(|| PathBuf::from("/var/run/argo/progress"), PathBuf::from),
+            patch_tick: r
+                .duration(env::ARGO_PROGRESS_PATCH_TICK_DURATION)?
+                .unwrap_or(Duration::from_secs(60)),
+            file_tick: r
+                .duration(env::ARGO_PROGRESS_FILE_TICK_DURATION)?
+                .unwrap_or(Duration::from_secs(3)),
+        };
+        let kubelet = KubeletSettings {
+            host: id(env::ARGO_KUBELET_HOST)?,
+            port: r
+                .parsed(env::ARGO_KUBELET_PORT, "a TCP port number", |s| {
+                    s.parse::<u16>().ok().filter(|p| *p != 0)
+                })?
+                .unwrap_or(10250),
+            insecure: r.boolean(env::ARGO_KUBELET_INSECURE)?.unwrap_or(false),
+        };
+        let retry = RetrySettings {
+            steps: r
+                .parsed(
+                    env::EXECUTOR_RETRY_BACKOFF_STEPS,
+                    "a whole number of attempts, 1 or more",
+                    |s| s.parse::<u32>().ok().filter(|n| *n >= 1),
+                )?
+                .unwrap_or(5),
+            duration: r
+                .duration(env::EXECUTOR_RETRY_BACKOFF_DURATION)?
+                .unwrap_or(Duration::from_secs(1)),
+            factor: r
+                .parsed(
+                    env::EXECUTOR_RETRY_BACKOFF_FACTOR,
+                    "a number, 1.0 or more",
+                    |s| s.parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 1.0),
+                )?
+                .unwrap_or(1.6),
+            jitter: r
+                .parsed(
+                    env::EXECUTOR_RETRY_BACKOFF_JITTER,
+                    "a number from 0 to 1",
+                    |s| s.parse::<f64>().ok().filter(|j| (0.0..=1.0).contains(j)),
+                )?
+                .unwrap_or(0.5),
+            transient_pattern: r
+                .parsed(
+                    env::TRANSIENT_ERROR_PATTERN,
+                    "a valid regular expression",
+                    |s| regex::Regex::new(s).ok(),
+                )?
+                .filter(|re| !re.as_str().is_empty()),
+        };
+        Ok(Self {
+            flags,
+            identity,
+            argo_template: r.string(env::ARGO_TEMPLATE)?,
+            runtime,
+            include_script_output: r.boolean(env::ARGO_INCLUDE_SCRIPT_OUTPUT)?.unwrap_or(false),
+            deadline,
+            termination_grace,
+            progress,
+            kubelet,
+            debug_pause_before: r.set(env::ARGO_DEBUG_PAUSE_BEFORE),
+            debug_pause_after: r.set(env::ARGO_DEBUG_PAUSE_AFTER),
+            container_args_file: r
+                .string(env::ARGO_CONTAINER_ARGS_FILE)?
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+            retry,
+            s3_upload_threads: r
+                .parsed(
+                    env::ARTIFACT_S3_UPLOAD_THREADS,
+                    "a whole number, 1 or more",
+                    |s| s.parse::<usize>().ok().filter(|n| *n >= 1),
+                )?
+                .unwrap_or(4),
+            s3_part_size_mib: r.parsed(
+                env::ARTIFACT_S3_UPLOAD_PART_SIZE_MIB,
+                "a whole number of MiB from 5 to 5120",
+                |s| s.parse::<u64>().ok().filter(|n| (5..=5120).contains(n)),
+            )?,
+            traceparent: id(env::TRACEPARENT)?,
+            otlp_endpoint: id(env::OTEL_EXPORTER_OTLP_ENDPOINT)?,
+        })
+    }
+
+    /// The pod name, which init, wait, resource and data cannot work without.
+    pub fn pod_name(&self) -> Result<&str, ConfigError> {
+        self.identity
+            .pod_name
+            .as_deref()
+            .ok_or(ConfigError::Missing {
+                var: env::ARGO_POD_NAME,
+                what: "pod name",
+            })
+    }
+
+    /// Chooses the template source (contract §1), with `paths` for the file-backed sources.
+    /// `--pod-annotations` forces the v2 annotations file.
+    pub fn template_source(&self, paths: &SourcePaths) -> Result<TemplateSource, LoadError> {
+        if let Some(path) = &self.flags.pod_annotations
+            && self.argo_template.is_none()
+        {
+            return Ok(TemplateSource::annotations(path.clone()));
+        }
+        TemplateSource::detect(
+            self.argo_template.clone(),
+            self.identity.workflow_uid.is_some(),
+            paths,
+        )
+    }
+
+    /// The runtime: as set, else Argo's default for the protocol (docker for v2, emissary after).
+    pub fn runtime_for(&self, protocol: Protocol) -> RuntimeKind {
+        match (self.runtime, protocol) {
+            (_, Protocol::V4) => RuntimeKind::Emissary,
+            (Some(kind), _) => kind,
+            (None, Protocol::V2) => RuntimeKind::Docker,
+            (None, Protocol::V3) => RuntimeKind::Emissary,
+        }
+    }
+
+    /// The grace between SIGTERM and SIGKILL: as set, else 10 s for v2 and 30 s after.
+    pub fn termination_grace(&self, protocol: Protocol) -> Duration {
+        self.termination_grace.unwrap_or_else(|| match protocol {
+            Protocol::V2 => Duration::from_secs(10),
+            Protocol::V3 | Protocol::V4 => Duration::from_secs(30),
+        })
+    }
+
+    /// The annotations file the v2 protocol reads, as `--pod-annotations` or the default.
+    pub fn annotations_path(&self, paths: &SourcePaths) -> PathBuf {
+        self.flags
+            .pod_annotations
+            .clone()
+            .unwrap_or_else(|| paths.annotations.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), OsString::from(*v)))
+            .collect();
+        Config::from_lookup(Flags::default(), move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_argos() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.retry.steps, 5);
+        assert_eq!(c.retry.duration, Duration::from_secs(1));
+        assert!((c.retry.factor - 1.6).abs() < f64::EPSILON);
+        assert!((c.retry.jitter - 0.5).abs() < f64::EPSILON);
+        assert_eq!(c.progress.file, PathBuf::from("/var/run/argo/progress"));
+        assert_eq!(c.progress.patch_tick, Duration::from_secs(60));
+        assert_eq!(c.progress.file_tick, Duration::from_secs(3));
+        assert!(c.progress.enabled());
+        assert_eq!(c.kubelet.port, 10250);
+        assert_eq!(c.deadline, None);
+        assert!(!c.include_script_output);
+        assert_eq!(c.termination_grace(Protocol::V2), Duration::from_secs(10));
+        assert_eq!(c.termination_grace(Protocol::V3), Duration::from_secs(30));
+        assert_eq!(c.runtime_for(Protocol::V2), RuntimeKind::Docker);
+        assert_eq!(c.runtime_for(Protocol::V3), RuntimeKind::Emissary);
+        assert_eq!(c.s3_upload_threads, 4);
+    }
+
+    #[test]
+    fn parses_every_kind_of_value() {
+        let c = config(&[
+            ("ARGO_POD_NAME", "wf-123"),
+            ("ARGO_DEADLINE", "2026-01-02T15:04:05Z"),
+            ("ARGO_TERMINATION_GRACE_PERIOD_SECONDS", "5"),
+            ("ARGO_INCLUDE_SCRIPT_OUTPUT", "true"),
+            ("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns"),
+            ("ARGO_PROGRESS_PATCH_TICK_DURATION", "0"),
+            ("EXECUTOR_RETRY_BACKOFF_DURATION", "1m30s"),
+            ("TRANSIENT_ERROR_PATTERN", "Rate exceeded"),
+            ("ARGO_DEBUG_PAUSE_BEFORE", ""),
+        ])
+        .unwrap();
+        assert_eq!(c.pod_name().unwrap(), "wf-123");
+        assert_eq!(c.deadline.unwrap().to_string(), "2026-01-02T15:04:05Z");
+        assert_eq!(c.termination_grace(Protocol::V2), Duration::from_secs(5));
+        assert!(c.include_script_output);
+        assert_eq!(c.runtime_for(Protocol::V3), RuntimeKind::Pns);
+        assert_eq!(c.runtime_for(Protocol::V4), RuntimeKind::Emissary);
+        assert!(!c.progress.enabled());
+        assert_eq!(c.retry.duration, Duration::from_secs(90));
+        assert!(
+            c.retry
+                .transient_pattern
+                .unwrap()
+                .is_match("x: Rate exceeded")
+        );
+        assert!(c.debug_pause_before);
+        assert!(!c.debug_pause_after);
+    }
+
+    #[test]
+    fn go_zero_time_means_no_deadline() {
+        let c = config(&[("ARGO_DEADLINE", "0001-01-01T00:00:00Z")]).unwrap();
+        assert_eq!(c.deadline, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value, expected) in [
+            ("ARGO_DEADLINE", "tomorrow", "an RFC 3339 time"),
+            (
+                "ARGO_TERMINATION_GRACE_PERIOD_SECONDS",
+                "-1",
+                "whole number",
+            ),
+            ("ARGO_INCLUDE_SCRIPT_OUTPUT", "yes", "true or false"),
+            (
+                "ARGO_CONTAINER_RUNTIME_EXECUTOR",
+                "containerd",
+                "one of docker",
+            ),
+            (
+                "ARGO_PROGRESS_FILE_TICK_DURATION",
+                "3 seconds",
+                "Go duration",
+            ),
+            ("EXECUTOR_RETRY_BACKOFF_DURATION", "-1s", "not negative"),
+            ("EXECUTOR_RETRY_BACKOFF_STEPS", "0", "1 or more"),
+            ("EXECUTOR_RETRY_BACKOFF_FACTOR", "abc", "a number"),
+            ("EXECUTOR_RETRY_BACKOFF_JITTER", "2", "from 0 to 1"),
+            ("TRANSIENT_ERROR_PATTERN", "(unclosed", "regular expression"),
+            ("ARGO_KUBELET_PORT", "70000", "TCP port"),
+        ] {
+            let err = config(&[(var, value)]).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid {var}={value:?}: expected")),
+                "{err}"
+            );
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_pod_name_is_reported() {
+        let err = config(&[]).unwrap().pod_name().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unable to determine pod name from environment variable ARGO_POD_NAME"
+        );
+    }
+
+    #[test]
+    fn env_table_names_every_constant_once() {
+        let mut names: Vec<_> = env::TABLE.iter().map(|(n, _, _)| *n).collect();
+        let len = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), len);
+        assert!(names.contains(&env::ARGO_DEADLINE));
+        assert!(env::TABLE.iter().all(|(_, doc, _)| !doc.is_empty()));
+    }
+}
