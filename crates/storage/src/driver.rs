@@ -1,0 +1,210 @@
+//! The driver trait every backend implements, its error, and the credentials trait.
+
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::retry::{Retryable, is_transient_io};
+
+/// An object's bytes, as a stream of chunks.
+pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
+
+/// A boxed cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a storage operation failed. The variant says what a caller may do about it: retry a
+/// transient failure, skip an optional artifact that is not found, report the rest.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No object (and no prefix) at that key.
+    #[error("{driver}: {key} not found")]
+    NotFound {
+        /// The driver.
+        driver: &'static str,
+        /// The key or URL.
+        key: String,
+    },
+    /// The driver cannot do this at all (e.g. save to git).
+    #[error("{driver} artifacts do not support {operation}")]
+    Unsupported {
+        /// The driver.
+        driver: &'static str,
+        /// What was asked.
+        operation: &'static str,
+    },
+    /// The artifact location is incomplete or contradictory.
+    #[error("invalid {driver} artifact location: {reason}")]
+    Location {
+        /// The driver.
+        driver: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A credential could not be read.
+    #[error("read secret {name}/{key}")]
+    Secret {
+        /// The secret's name.
+        name: String,
+        /// The key within it.
+        key: String,
+        /// The failure.
+        #[source]
+        source: io::Error,
+    },
+    /// The request failed in a way that may pass if sent again (connection reset, timeout, 5xx,
+    /// throttling).
+    #[error("{operation} {key}: transient failure")]
+    Transient {
+        /// What was being done.
+        operation: &'static str,
+        /// The key or URL.
+        key: String,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+    /// The request failed for good (denied, bad request, local disk error).
+    #[error("{operation} {key}")]
+    Failed {
+        /// What was being done.
+        operation: &'static str,
+        /// The key or URL.
+        key: String,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl Error {
+    /// An I/O failure, classified by its kind.
+    pub fn io(operation: &'static str, key: impl Into<String>, source: io::Error) -> Self {
+        let key = key.into();
+        if is_transient_io(&source) {
+            Self::Transient {
+                operation,
+                key,
+                source: source.into(),
+            }
+        } else {
+            Self::Failed {
+                operation,
+                key,
+                source: source.into(),
+            }
+        }
+    }
+
+    /// Whether this is "not found", which an optional artifact may skip.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+}
+
+impl Retryable for Error {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient { .. })
+    }
+}
+
+/// An object store reached through one kind of artifact location. Keys are the driver's own
+/// (an object key, a URL).
+///
+/// Required: [`Driver::name`] and [`Driver::get`]. The rest default to "unsupported" (or, for
+/// [`Driver::is_dir`], to "no"), as most read-only backends want.
+pub trait Driver: Send + Sync {
+    /// The location kind, for messages (`s3`, `http`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Opens an object for reading. Fails with [`Error::NotFound`] when it does not exist.
+    fn get(&self, key: &str) -> impl Future<Output = Result<ByteStream, Error>> + Send;
+
+    /// Writes an object from a stream. The object appears whole or not at all.
+    fn put(&self, key: &str, body: ByteStream) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = (key, body);
+        let name = self.name();
+        async move {
+            Err(Error::Unsupported {
+                driver: name,
+                operation: "saving",
+            })
+        }
+    }
+
+    /// Lists the keys of the objects under a prefix (a "directory"), recursively.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, Error>> + Send {
+        let _ = prefix;
+        let name = self.name();
+        async move {
+            Err(Error::Unsupported {
+                driver: name,
+                operation: "listing",
+            })
+        }
+    }
+
+    /// Whether a key names a directory (a prefix with objects under it) rather than an object.
+    fn is_dir(&self, key: &str) -> impl Future<Output = Result<bool, Error>> + Send {
+        let _ = key;
+        async { Ok(false) }
+    }
+
+    /// Deletes an object.
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = key;
+        let name = self.name();
+        async move {
+            Err(Error::Unsupported {
+                driver: name,
+                operation: "deleting",
+            })
+        }
+    }
+}
+
+/// Where credentials come from: a secret's key, by the secret's name. Argo's v3 and v4 pods mount
+/// them as files (`/argo/secret/<name>/<key>`); v2 pods read them through the Kubernetes API.
+///
+/// Required: [`Secrets::get`].
+pub trait Secrets: Send + Sync {
+    /// The value of `key` in secret `name`.
+    fn get(&self, name: &str, key: &str) -> impl Future<Output = Result<Vec<u8>, Error>> + Send;
+}
+
+/// Secrets mounted as files, `<root>/<name>/<key>`.
+#[derive(Debug, Clone)]
+pub struct MountedSecrets {
+    root: PathBuf,
+}
+
+impl Default for MountedSecrets {
+    /// Argo's mount point, `/argo/secret`.
+    fn default() -> Self {
+        Self::new("/argo/secret")
+    }
+}
+
+impl MountedSecrets {
+    /// Secrets under `root`.
+    pub fn new(root: impl AsRef<Path>) -> Self {
+        Self {
+            root: root.as_ref().to_owned(),
+        }
+    }
+}
+
+impl Secrets for MountedSecrets {
+    async fn get(&self, name: &str, key: &str) -> Result<Vec<u8>, Error> {
+        let path = self.root.join(name).join(key);
+        tokio::fs::read(&path)
+            .await
+            .map_err(|source| Error::Secret {
+                name: name.to_owned(),
+                key: key.to_owned(),
+                source,
+            })
+    }
+}
