@@ -179,7 +179,7 @@ fn missing_template_annotation_names_key_and_file() {
 }
 
 #[test]
-fn valid_v2_template_loads_before_not_implemented() {
+fn valid_v2_template_loads_and_init_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let annotations = dir.path().join("annotations");
     let template =
@@ -194,17 +194,19 @@ fn valid_v2_template_loads_before_not_implemented() {
     .unwrap();
     let out = argoexec(dir.path())
         .env("ARGO_POD_NAME", "pod-1")
-        .args(["init", "--pod-annotations"])
+        .args(["init", "--pod-root"])
+        .arg(dir.path())
+        .arg("--pod-annotations")
         .arg(&annotations)
         .output()
         .unwrap();
     let stderr = text(&out.stderr);
     assert!(stderr.contains("template=whalesay"), "{stderr}");
     assert!(
-        stderr.contains("argoexec init is not implemented yet"),
-        "{stderr}"
+        stderr.contains("runtime=docker"),
+        "v2 defaults to docker: {stderr}"
     );
-    assert_eq!(out.status.code(), Some(64), "not implemented is always 64");
+    assert!(out.status.success(), "{stderr}");
 }
 
 /// A Go string literal for a plain-ASCII JSON text: only `"` and `\` need escapes.

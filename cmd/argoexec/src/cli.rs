@@ -51,6 +51,16 @@ pub(crate) struct GlobalArgs {
     /// does in a pod, or when this flag is given)
     #[arg(long, global = true, value_name = "PATH", hide = true)]
     pub(crate) termination_log: Option<PathBuf>,
+    /// Root under which the pod's paths (/argo, /var/run/argo, /mainctrfs, ...) are found; the
+    /// local runner and tests set it, a pod never does
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        hide = true,
+        default_value = "/"
+    )]
+    pub(crate) pod_root: PathBuf,
     #[command(flatten)]
     pub(crate) kube: KubeArgs,
 }

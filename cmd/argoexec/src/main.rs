@@ -10,11 +10,13 @@ mod logging;
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use argoexec_config::{Config, LogFormat};
+use argoexec_executor::{InitOptions, PodPaths, run_init};
+use argoexec_storage::{MountedSecrets, RetryPolicy};
 use argoexec_template::{Protocol, SourcePaths, Template};
 use clap::Parser as _;
 
@@ -86,12 +88,29 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Init => {
             let config = Config::from_process_env(cli.global.flags())?;
-            let (_, protocol) = load_template(&config, "init")?;
-            Err(not_implemented("init", "loading input artifacts", protocol))
+            let root = cli.global.pod_root.clone();
+            let (template, template_json, protocol) = load_template(&config, &root, "init")?;
+            let options = InitOptions {
+                protocol,
+                runtime: config.runtime_for(protocol),
+                template_json,
+                self_exe: std::env::current_exe().context("locate this binary")?,
+                paths: PodPaths::under(&root),
+                retry: RetryPolicy::from_settings(&config.retry),
+            };
+            let secrets = MountedSecrets::new(root.join("argo/secret"));
+            let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
+            runtime
+                .block_on(run_init(&template, &options, &secrets))
+                .map_err(|e| Failure {
+                    error: e.into(),
+                    protocol: Some(protocol),
+                })?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Wait => {
             let config = Config::from_process_env(cli.global.flags())?;
-            let (_, protocol) = load_template(&config, "wait")?;
+            let (_, _, protocol) = load_template(&config, &cli.global.pod_root.clone(), "wait")?;
             Err(not_implemented("wait", "saving outputs", protocol))
         }
         Command::Emissary { .. } => {
@@ -150,15 +169,19 @@ fn not_implemented(command: &'static str, what: &'static str, protocol: Protocol
 }
 
 /// Validates the pod name and loads the template from the source the contract's order picks.
-fn load_template(config: &Config, role: &str) -> Result<(Template, Protocol), Failure> {
+fn load_template(
+    config: &Config,
+    root: &Path,
+    role: &str,
+) -> Result<(Template, String, Protocol), Failure> {
     let pod_name = config.pod_name()?;
-    let source = config.template_source(&SourcePaths::default())?;
+    let source = config.template_source(&SourcePaths::under(root))?;
     let protocol = source.protocol();
     let with_protocol = |error: anyhow::Error| Failure {
         error,
         protocol: Some(protocol),
     };
-    let (template, _) = source.load().map_err(|e| with_protocol(e.into()))?;
+    let (template, json) = source.load().map_err(|e| with_protocol(e.into()))?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         pod = pod_name,
@@ -168,7 +191,7 @@ fn load_template(config: &Config, role: &str) -> Result<(Template, Protocol), Fa
         runtime = %config.runtime_for(protocol),
         "Starting Workflow Executor ({role})"
     );
-    Ok((template, protocol))
+    Ok((template, json, protocol))
 }
 
 /// One line on stderr: plain for people, or a JSON log record when logs are JSON.

@@ -10,12 +10,14 @@
 //! [`Raw`]. The network drivers (s3, gcs, azure, oss, http, artifactory, git, hdfs) are not
 //! written yet.
 
+mod any;
 mod digest;
 mod driver;
 mod local;
 mod raw;
 mod retry;
 
+pub use any::AnyDriver;
 pub use digest::{Digest, DigestHandle, Digesting};
 pub use driver::{BoxError, ByteStream, Driver, Error, MountedSecrets, Secrets};
 pub use local::LocalStore;

@@ -1,0 +1,17 @@
+//! The executor's sequences: `init` (stage files, load input artifacts) and, later, `wait`.
+//!
+//! Written once, generic over storage (any [`argoexec_storage::Secrets`] and the drivers behind
+//! [`argoexec_storage::AnyDriver`]) and over the pod layout ([`PodPaths`], injectable by root so
+//! tests and the local runner place files under a directory of their own).
+//!
+//! Loading an artifact streams it from the driver straight into the archive unpacker, which builds
+//! the destination beside its final place and renames it in only when whole; a failed attempt
+//! leaves nothing behind, so the retry policy can start each attempt afresh.
+
+mod init;
+mod paths;
+mod place;
+
+pub use init::{InitError, InitOptions, InitReport, run_init};
+pub use paths::{PathError, PodPaths, clean_artifact_path, overlapping_mount, volume_mounts};
+pub use place::{PlaceError, apply_mode, place};

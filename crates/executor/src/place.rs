@@ -1,0 +1,170 @@
+//! Putting a downloaded artifact into place: straight from the stream into the destination,
+//! unpacked by its archive strategy, whole or not at all.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use argoexec_storage::{ByteStream, Retryable};
+use argoexec_template::ArchiveKind;
+use futures::StreamExt as _;
+use tokio::io::AsyncWriteExt as _;
+
+/// Why an artifact could not be put in place.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    /// The storage side failed (opening or reading the object).
+    #[error(transparent)]
+    Storage(#[from] argoexec_storage::Error),
+    /// Writing the destination failed.
+    #[error("write {path}")]
+    Write {
+        /// The destination.
+        path: String,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The archive strategy is not supported by this build.
+    #[error("unpacking {0} archives is not implemented yet")]
+    Unsupported(&'static str),
+}
+
+impl PlaceError {
+    /// Whether the object was not found (an optional input may skip it).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Storage(e) if e.is_not_found())
+    }
+}
+
+impl Retryable for PlaceError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Storage(e) => e.is_transient(),
+            // A stream cut short surfaces as an I/O error while writing.
+            Self::Write { source, .. } => argoexec_storage::is_transient_io(source),
+            Self::Unsupported(_) => false,
+        }
+    }
+}
+
+/// Streams `body` into `dest` according to the declared archive strategy. Until the archive
+/// unpacker lands, only `none` (and undeclared) keep the bytes as they are.
+pub async fn place(
+    body: ByteStream,
+    dest: &Path,
+    archive: Option<ArchiveKind>,
+) -> Result<(), PlaceError> {
+    match archive {
+        None | Some(ArchiveKind::None) => write_whole(body, dest).await,
+        Some(ArchiveKind::Tar) => Err(PlaceError::Unsupported("tar")),
+        Some(ArchiveKind::Zip) => Err(PlaceError::Unsupported("zip")),
+    }
+}
+
+/// Writes a stream to a hidden file beside `dest`, then renames it into place.
+async fn write_whole(mut body: ByteStream, dest: &Path) -> Result<(), PlaceError> {
+    let write = |source| PlaceError::Write {
+        path: dest.display().to_string(),
+        source,
+    };
+    let parent = dest.parent().unwrap_or(Path::new("/"));
+    tokio::fs::create_dir_all(parent).await.map_err(write)?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = parent.join(format!(".{name}.argoexec-{}", std::process::id()));
+    let result = async {
+        let mut file = tokio::fs::File::create(&staging).await?;
+        while let Some(chunk) = body.next().await {
+            file.write_all(&chunk?).await?;
+        }
+        file.flush().await?;
+        tokio::fs::rename(&staging, dest).await
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = tokio::fs::remove_file(&staging).await;
+        return Err(write(e));
+    }
+    Ok(())
+}
+
+/// Applies an artifact's `mode`: to the path, and with `recurse` to everything below it. A
+/// directory keeps search permission wherever the mode grants read, so `0644` makes a directory
+/// `0755` (Argo applied the file mode to directories as is, locking users out).
+pub async fn apply_mode(path: &Path, mode: u32, recurse: bool) -> Result<(), PlaceError> {
+    let path = path.to_owned();
+    let shown = path.display().to_string();
+    tokio::task::spawn_blocking(move || chmod(&path, mode, recurse))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r)
+        .map_err(|source| PlaceError::Write {
+            path: shown,
+            source,
+        })
+}
+
+fn dir_mode(mode: u32) -> u32 {
+    mode | ((mode & 0o444) >> 2)
+}
+
+fn chmod(path: &Path, mode: u32, recurse: bool) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    if meta.is_dir() {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(dir_mode(mode)))?;
+        if recurse {
+            for entry in std::fs::read_dir(path)? {
+                chmod(&entry?.path(), mode, true)?;
+            }
+        }
+    } else {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn directories_keep_search_where_read_is_granted() {
+        assert_eq!(dir_mode(0o644), 0o755);
+        assert_eq!(dir_mode(0o600), 0o700);
+        assert_eq!(dir_mode(0o755), 0o755);
+        assert_eq!(dir_mode(0o000), 0o000);
+    }
+
+    #[tokio::test]
+    async fn recurse_mode_reaches_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a");
+        std::fs::create_dir_all(root.join("b")).unwrap();
+        std::fs::write(root.join("b/f"), "x").unwrap();
+        apply_mode(&root, 0o640, true).await.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o750);
+        assert_eq!(mode(&root.join("b")), 0o750);
+        assert_eq!(mode(&root.join("b/f")), 0o640);
+    }
+
+    #[tokio::test]
+    async fn a_broken_stream_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        let body: ByteStream = futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"part")),
+            Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        ])
+        .boxed();
+        let err = place(body, &dest, None).await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

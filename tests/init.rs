@@ -1,0 +1,176 @@
+//! Black-box tests of `argoexec init`: the real binary, a pod layout under a temp dir
+//! (`--pod-root`), templates as the controller passes them.
+
+// A test fails by panicking, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn init(root: &Path, template: &serde_json::Value, extra_env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_argoexec"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("ARGO_POD_NAME", "pod-1")
+        .env("ARGO_TEMPLATE", template.to_string())
+        .envs(extra_env.iter().copied())
+        .arg("init")
+        .arg("--pod-root")
+        .arg(root)
+        .arg("--termination-log")
+        .arg(root.join("termination-log"));
+    cmd.output().unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn stages_script_bootstraps_emissary_and_loads_raw_inputs() {
+    let root = tempfile::tempdir().unwrap();
+    let template = serde_json::json!({
+        "name": "script",
+        "inputs": {"artifacts": [
+            {"name": "greeting", "path": "/tmp/greeting.txt", "raw": {"data": "hello\n"}, "mode": 384},
+            {"name": "on-volume", "path": "/work/data/x.txt", "raw": {"data": "v"}},
+            {"name": "maybe", "path": "/tmp/maybe", "optional": true},
+        ]},
+        "script": {
+            "image": "alpine", "command": ["sh"], "source": "echo hi\n",
+            "volumeMounts": [{"name": "work", "mountPath": "/work"}]
+        }
+    });
+    let out = init(root.path(), &template, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let r = root.path();
+    assert_eq!(
+        std::fs::read_to_string(r.join("argo/staging/script")).unwrap(),
+        "echo hi\n"
+    );
+    assert_eq!(
+        mode(&r.join("argo/staging/script")),
+        0o644,
+        "v3 stages the script 0644"
+    );
+    assert_eq!(mode(&r.join("var/run/argo/argoexec")), 0o555);
+    assert_eq!(
+        std::fs::read(r.join("var/run/argo/argoexec")).unwrap(),
+        std::fs::read(env!("CARGO_BIN_EXE_argoexec")).unwrap()
+    );
+    assert_eq!(mode(&r.join("var/run/argo/template")), 0o444);
+    let copied: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(r.join("var/run/argo/template")).unwrap()).unwrap();
+    assert_eq!(copied, template);
+    let greeting = r.join("argo/inputs/artifacts/greeting");
+    assert_eq!(std::fs::read_to_string(&greeting).unwrap(), "hello\n");
+    assert_eq!(mode(&greeting), 0o600);
+    assert_eq!(
+        std::fs::read_to_string(r.join("mainctrfs/work/data/x.txt")).unwrap(),
+        "v",
+        "an input under a volume mount goes to /mainctrfs"
+    );
+    assert!(
+        stderr.contains("Ignoring optional artifact which was not supplied"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn v4_stages_the_script_executable() {
+    let root = tempfile::tempdir().unwrap();
+    let template = serde_json::json!({"name": "s", "script": {"image": "a", "source": "true"}});
+    let out = init(root.path(), &template, &[("ARGO_WORKFLOW_UID", "uid-1")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&root.path().join("argo/staging/script")), 0o755);
+}
+
+#[test]
+fn resource_manifest_is_staged_and_pns_skips_the_bootstrap() {
+    let root = tempfile::tempdir().unwrap();
+    let template = serde_json::json!({
+        "name": "r",
+        "resource": {"action": "create", "manifest": "kind: ConfigMap\n"}
+    });
+    let out = init(
+        root.path(),
+        &template,
+        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("tmp/manifest.yaml")).unwrap(),
+        "kind: ConfigMap\n"
+    );
+    assert!(!root.path().join("var/run/argo/argoexec").exists());
+}
+
+#[test]
+fn required_artifact_not_supplied_fails_with_argos_message() {
+    let root = tempfile::tempdir().unwrap();
+    let template = serde_json::json!({
+        "name": "t",
+        "container": {"image": "a"},
+        "inputs": {"artifacts": [{"name": "data", "path": "/data"}]}
+    });
+    let out = init(
+        root.path(),
+        &template,
+        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
+    );
+    assert_eq!(out.status.code(), Some(64));
+    let log = std::fs::read_to_string(root.path().join("termination-log")).unwrap();
+    assert_eq!(log, "required artifact 'data' not supplied");
+}
+
+#[test]
+fn traversal_in_an_artifact_path_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let template = serde_json::json!({
+        "name": "t",
+        "container": {"image": "a"},
+        "inputs": {"artifacts": [{"name": "evil", "path": "/tmp/safe/../../etc/x", "raw": {"data": "x"}}]}
+    });
+    let out = init(
+        root.path(),
+        &template,
+        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
+    );
+    assert_eq!(out.status.code(), Some(64));
+    let log = std::fs::read_to_string(root.path().join("termination-log")).unwrap();
+    assert_eq!(
+        log,
+        "Artifact 'evil' attempted to use a path containing '..'. Directory traversal is not permitted"
+    );
+}
+
+#[test]
+fn key_only_artifact_without_archive_location_names_the_problem() {
+    let root = tempfile::tempdir().unwrap();
+    let template = serde_json::json!({
+        "name": "t",
+        "container": {"image": "a"},
+        "inputs": {"artifacts": [{"name": "in", "path": "/in", "s3": {"key": "a/b.tgz"}}]}
+    });
+    let out = init(
+        root.path(),
+        &template,
+        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
+    );
+    assert_eq!(out.status.code(), Some(64));
+    let log = std::fs::read_to_string(root.path().join("termination-log")).unwrap();
+    assert_eq!(
+        log,
+        "failed to load artifact 'in': template artifact location not set"
+    );
+}
