@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use argoexec_config::{Config, LogFormat};
 use argoexec_executor::{InitOptions, PodPaths, run_init};
-use argoexec_storage::{MountedSecrets, RetryPolicy};
+use argoexec_storage::{MountedSecrets, RetryPolicy, S3Tuning, StorageOptions};
 use argoexec_template::{Protocol, SourcePaths, Template};
 use clap::Parser as _;
 
@@ -97,6 +97,16 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 self_exe: std::env::current_exe().context("locate this binary")?,
                 paths: PodPaths::under(&root),
                 retry: RetryPolicy::from_settings(&config.retry),
+                storage: StorageOptions {
+                    s3: S3Tuning {
+                        part_size: config
+                            .s3_part_size_mib
+                            .map_or(S3Tuning::default().part_size, |mib| {
+                                usize::try_from(mib << 20).unwrap_or(usize::MAX)
+                            }),
+                        concurrency: config.s3_upload_threads,
+                    },
+                },
             };
             let secrets = MountedSecrets::new(root.join("argo/secret"));
             let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use argoexec_config::RuntimeKind;
-use argoexec_storage::{AnyDriver, Driver as _, RetryPolicy, Secrets};
+use argoexec_storage::{AnyDriver, Driver as _, RetryPolicy, Secrets, StorageOptions};
 use argoexec_template::{Artifact, Protocol, Template, TemplateKind};
 
 use crate::paths::{PathError, PodPaths, clean_artifact_path, overlapping_mount};
@@ -72,6 +72,8 @@ pub struct InitOptions {
     pub paths: PodPaths,
     /// The storage retry policy.
     pub retry: RetryPolicy,
+    /// Driver settings.
+    pub storage: StorageOptions,
 }
 
 /// What init did, for the log.
@@ -199,7 +201,7 @@ async fn load_input<S: Secrets>(
         base.set_key(key).map_err(|e| relocate(e.to_string()))?;
         location = base;
     }
-    let (driver, key) = AnyDriver::for_location(&location, secrets)
+    let (driver, key) = AnyDriver::for_location(&location, secrets, &options.storage)
         .await
         .map_err(|source| InitError::Driver {
             name: name.clone(),

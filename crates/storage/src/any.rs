@@ -4,12 +4,33 @@ use argoexec_template::{ArtifactLocation, LocationKind};
 
 use crate::driver::{ByteStream, Driver, Error, Secrets};
 use crate::raw::Raw;
+#[cfg(feature = "s3")]
+use crate::s3::{S3, S3Tuning};
+#[cfg(feature = "http")]
+use crate::{artifactory::Artifactory, http::Http};
+
+/// Settings drivers take beyond the location.
+#[derive(Debug, Clone, Default)]
+pub struct StorageOptions {
+    /// S3 upload tuning.
+    #[cfg(feature = "s3")]
+    pub s3: S3Tuning,
+}
 
 /// Every driver of this build, chosen by [`AnyDriver::for_location`].
 #[derive(Debug, Clone)]
 pub enum AnyDriver {
     /// `raw`: data in the template.
     Raw(Raw),
+    /// `s3`: S3 and S3-compatible servers.
+    #[cfg(feature = "s3")]
+    S3(S3),
+    /// `http`: GET and PUT on a URL.
+    #[cfg(feature = "http")]
+    Http(Http),
+    /// `artifactory`: an Artifactory repository (HTTP with basic auth).
+    #[cfg(feature = "http")]
+    Artifactory(Artifactory),
 }
 
 impl AnyDriver {
@@ -18,8 +39,9 @@ impl AnyDriver {
     pub async fn for_location<S: Secrets>(
         location: &ArtifactLocation,
         secrets: &S,
+        options: &StorageOptions,
     ) -> Result<(Self, String), Error> {
-        let _ = secrets;
+        let _ = options;
         let kind = location.kind().ok_or(Error::Location {
             driver: "artifact",
             reason: "no location kind is set".into(),
@@ -34,6 +56,38 @@ impl AnyDriver {
                     .unwrap_or_default();
                 Ok((Self::Raw(Raw::new(data)), key))
             }
+            #[cfg(feature = "s3")]
+            LocationKind::S3 => {
+                let s3 = location.s3.as_ref().ok_or(Error::Location {
+                    driver: "s3",
+                    reason: "no s3 location".into(),
+                })?;
+                Ok((
+                    Self::S3(S3::from_location(s3, secrets, options.s3).await?),
+                    key,
+                ))
+            }
+            #[cfg(feature = "http")]
+            LocationKind::Http => {
+                let http = location.http.as_ref().ok_or(Error::Location {
+                    driver: "http",
+                    reason: "no http location".into(),
+                })?;
+                let url = http.url.clone().unwrap_or_default();
+                Ok((Self::Http(Http::from_location(http, secrets).await?), url))
+            }
+            #[cfg(feature = "http")]
+            LocationKind::Artifactory => {
+                let art = location.artifactory.as_ref().ok_or(Error::Location {
+                    driver: "artifactory",
+                    reason: "no artifactory location".into(),
+                })?;
+                let url = art.url.clone().unwrap_or_default();
+                Ok((
+                    Self::Artifactory(Artifactory::from_location(art, secrets).await?),
+                    url,
+                ))
+            }
             other => Err(Error::Unsupported {
                 driver: other.as_str(),
                 operation: "transfers in this build (driver not implemented yet)",
@@ -46,36 +100,72 @@ impl Driver for AnyDriver {
     fn name(&self) -> &'static str {
         match self {
             Self::Raw(d) => d.name(),
+            #[cfg(feature = "s3")]
+            Self::S3(d) => d.name(),
+            #[cfg(feature = "http")]
+            Self::Http(d) => d.name(),
+            #[cfg(feature = "http")]
+            Self::Artifactory(d) => d.name(),
         }
     }
 
     async fn get(&self, key: &str) -> Result<ByteStream, Error> {
         match self {
             Self::Raw(d) => d.get(key).await,
+            #[cfg(feature = "s3")]
+            Self::S3(d) => d.get(key).await,
+            #[cfg(feature = "http")]
+            Self::Http(d) => d.get(key).await,
+            #[cfg(feature = "http")]
+            Self::Artifactory(d) => d.get(key).await,
         }
     }
 
     async fn put(&self, key: &str, body: ByteStream) -> Result<(), Error> {
         match self {
             Self::Raw(d) => d.put(key, body).await,
+            #[cfg(feature = "s3")]
+            Self::S3(d) => d.put(key, body).await,
+            #[cfg(feature = "http")]
+            Self::Http(d) => d.put(key, body).await,
+            #[cfg(feature = "http")]
+            Self::Artifactory(d) => d.put(key, body).await,
         }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
         match self {
             Self::Raw(d) => d.list(prefix).await,
+            #[cfg(feature = "s3")]
+            Self::S3(d) => d.list(prefix).await,
+            #[cfg(feature = "http")]
+            Self::Http(d) => d.list(prefix).await,
+            #[cfg(feature = "http")]
+            Self::Artifactory(d) => d.list(prefix).await,
         }
     }
 
     async fn is_dir(&self, key: &str) -> Result<bool, Error> {
         match self {
             Self::Raw(d) => d.is_dir(key).await,
+            #[cfg(feature = "s3")]
+            Self::S3(d) => d.is_dir(key).await,
+            #[cfg(feature = "http")]
+            Self::Http(d) => d.is_dir(key).await,
+            #[cfg(feature = "http")]
+            Self::Artifactory(d) => d.is_dir(key).await,
         }
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
         match self {
             Self::Raw(d) => d.delete(key).await,
+            #[cfg(feature = "s3")]
+            Self::S3(d) => d.delete(key).await,
+            #[cfg(feature = "http")]
+            Self::Http(d) => d.delete(key).await,
+            #[cfg(feature = "http")]
+            Self::Artifactory(d) => d.delete(key).await,
         }
     }
 }

@@ -80,22 +80,32 @@ pub enum Error {
 }
 
 impl Error {
-    /// An I/O failure, classified by its kind.
-    pub fn io(operation: &'static str, key: impl Into<String>, source: io::Error) -> Self {
-        let key = key.into();
-        if is_transient_io(&source) {
+    /// A failed request: [`Error::Transient`] when `transient`, else [`Error::Failed`].
+    pub fn request(
+        transient: bool,
+        operation: &'static str,
+        key: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        let (key, source) = (key.into(), source.into());
+        if transient {
             Self::Transient {
                 operation,
                 key,
-                source: source.into(),
+                source,
             }
         } else {
             Self::Failed {
                 operation,
                 key,
-                source: source.into(),
+                source,
             }
         }
+    }
+
+    /// An I/O failure, classified by its kind.
+    pub fn io(operation: &'static str, key: impl Into<String>, source: io::Error) -> Self {
+        Self::request(is_transient_io(&source), operation, key, source)
     }
 
     /// Whether this is "not found", which an optional artifact may skip.

@@ -6,23 +6,35 @@
 //! artifact, computed while it streams ([`Digesting`]); credentials behind the [`Secrets`] trait
 //! ([`MountedSecrets`] reads Argo's `/argo/secret/<name>/<key>` files).
 //!
-//! Drivers so far: [`LocalStore`] (a directory, the local runner's default repository) and
-//! [`Raw`]. The network drivers (s3, gcs, azure, oss, http, artifactory, git, hdfs) are not
-//! written yet.
+//! Drivers so far: [`LocalStore`] (a directory, the local runner's default repository), [`Raw`],
+//! `S3` (feature `s3`), `Http` and `Artifactory` (feature `http`). The gcs, azure, oss, git and
+//! hdfs drivers are not written yet.
 
 mod any;
+#[cfg(feature = "http")]
+mod artifactory;
 mod digest;
 mod driver;
+#[cfg(feature = "http")]
+mod http;
 mod local;
 mod raw;
 mod retry;
+#[cfg(feature = "s3")]
+mod s3;
 
-pub use any::AnyDriver;
+pub use any::{AnyDriver, StorageOptions};
+#[cfg(feature = "http")]
+pub use artifactory::Artifactory;
 pub use digest::{Digest, DigestHandle, Digesting};
 pub use driver::{BoxError, ByteStream, Driver, Error, MountedSecrets, Secrets};
+#[cfg(feature = "http")]
+pub use http::{Http, StatusError};
 pub use local::LocalStore;
 pub use raw::Raw;
 pub use retry::{
     GaveUp, RetryError, RetryPolicy, Retryable, S3_TRANSIENT_CODES, is_transient_io,
     is_transient_status,
 };
+#[cfg(feature = "s3")]
+pub use s3::{S3, S3Tuning, part_size};

@@ -1,0 +1,659 @@
+//! Files served over HTTP(S): fetched with GET, saved with PUT. The key is the file's URL.
+//!
+//! Everything a request needs is resolved once, in [`Http::from_location`]: headers, basic auth,
+//! an OAuth2 client-credentials token, a TLS client certificate. Bodies stream both ways; nothing
+//! is buffered in memory or on disk. Redirects are followed (at most 10).
+//!
+//! TLS is rustls with the aws-lc-rs provider, chosen explicitly here rather than through the
+//! process-wide default, so that no caller has to install one and aws-sdk-s3 links the same code.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use argoexec_template::{HttpArtifact, OAuth2Auth};
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::core::v1::SecretKeySelector;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::driver::{ByteStream, Driver, Error, Secrets};
+use crate::retry::{is_transient_io, is_transient_status};
+
+/// How long to wait for a TCP (and TLS) connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a response may stall between two reads. There is no total timeout: artifacts are
+/// as large as users make them.
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// How much of an error response's body goes into the message.
+const EXCERPT_LEN: usize = 256;
+
+/// A file served over HTTP(S).
+#[derive(Debug, Clone)]
+pub struct Http {
+    driver: &'static str,
+    client: reqwest::Client,
+    headers: HeaderMap,
+    auth: Auth,
+}
+
+/// The credentials sent with every request.
+#[derive(Clone, Default)]
+enum Auth {
+    #[default]
+    None,
+    Basic {
+        username: String,
+        password: Option<String>,
+    },
+    Bearer(String),
+}
+
+// Hand-written so that credentials never reach a log line.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "None",
+            Self::Basic { .. } => "Basic(..)",
+            Self::Bearer(_) => "Bearer(..)",
+        })
+    }
+}
+
+/// A response whose status is not a success, as a cause: `403 Forbidden: <body excerpt>`.
+#[derive(Debug, thiserror::Error)]
+#[error("{status}{}", excerpt.as_deref().map(|e| format!(": {e}")).unwrap_or_default())]
+pub struct StatusError {
+    /// The status.
+    pub status: StatusCode,
+    /// The start of the response body, when there was one.
+    pub excerpt: Option<String>,
+}
+
+impl Http {
+    /// The driver for an HTTP location; secrets are read and an OAuth2 token is fetched now.
+    pub async fn from_location<S: Secrets>(
+        location: &HttpArtifact,
+        secrets: &S,
+    ) -> Result<Self, Error> {
+        let bad = |reason: String| Error::Location {
+            driver: "http",
+            reason,
+        };
+        let mut headers = HeaderMap::new();
+        for header in location.headers.iter().flatten() {
+            let name = HeaderName::from_bytes(header.name.as_bytes())
+                .map_err(|e| bad(format!("header name {:?}: {e}", header.name)))?;
+            let value = HeaderValue::from_str(&header.value)
+                .map_err(|e| bad(format!("value of header {:?}: {e}", header.name)))?;
+            headers.append(name, value);
+        }
+
+        let auth = location.auth.as_ref();
+        let identity = match auth.and_then(|a| a.client_cert.as_ref()) {
+            None => None,
+            Some(cert) => {
+                let (Some(cert_secret), Some(key_secret)) =
+                    (&cert.client_cert_secret, &cert.client_key_secret)
+                else {
+                    return Err(bad(
+                        "auth.clientCert needs clientCertSecret and clientKeySecret".into(),
+                    ));
+                };
+                let chain = secrets.get(&cert_secret.name, &cert_secret.key).await?;
+                let key = secrets.get(&key_secret.name, &key_secret.key).await?;
+                Some((chain, key))
+            }
+        };
+        let client = client(identity)?;
+
+        let auth = match auth {
+            Some(a) if a.basic_auth.is_some() && a.oauth2.is_some() => {
+                return Err(bad("auth.basicAuth and auth.oauth2 are exclusive".into()));
+            }
+            Some(a) => match (&a.basic_auth, &a.oauth2) {
+                (Some(basic), _) => {
+                    let Some(user) = &basic.username_secret else {
+                        return Err(bad("auth.basicAuth needs usernameSecret".into()));
+                    };
+                    Auth::Basic {
+                        username: text_secret(secrets, user).await?,
+                        password: match &basic.password_secret {
+                            Some(p) => Some(text_secret(secrets, p).await?),
+                            None => None,
+                        },
+                    }
+                }
+                (None, Some(oauth2)) => Auth::Bearer(oauth2_token(&client, oauth2, secrets).await?),
+                (None, None) => Auth::None,
+            },
+            None => Auth::None,
+        };
+        Ok(Self {
+            driver: "http",
+            client,
+            headers,
+            auth,
+        })
+    }
+
+    /// A driver that sends basic auth (Artifactory's), under another driver name.
+    pub(crate) fn with_basic_auth(
+        driver: &'static str,
+        username: String,
+        password: Option<String>,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            driver,
+            client: client(None)?,
+            headers: HeaderMap::new(),
+            auth: Auth::Basic { username, password },
+        })
+    }
+
+    fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        let request = self
+            .client
+            .request(method, url)
+            .headers(self.headers.clone());
+        match &self.auth {
+            Auth::None => request,
+            Auth::Basic { username, password } => request.basic_auth(username, password.as_ref()),
+            Auth::Bearer(token) => request.bearer_auth(token),
+        }
+    }
+
+    /// Sends a request and turns a failure status into an error.
+    async fn send(
+        &self,
+        operation: &'static str,
+        url: &str,
+        request: RequestBuilder,
+    ) -> Result<Response, Error> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| request_error(operation, url, e))?;
+        check(self.driver, operation, url, response).await
+    }
+}
+
+impl Driver for Http {
+    fn name(&self) -> &'static str {
+        self.driver
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(driver = self.driver, url = %key))]
+    async fn get(&self, key: &str) -> Result<ByteStream, Error> {
+        let response = self
+            .send("GET", key, self.request(Method::GET, key))
+            .await?;
+        Ok(response.bytes_stream().map_err(body_error).boxed())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(driver = self.driver, url = %key))]
+    async fn put(&self, key: &str, body: ByteStream) -> Result<(), Error> {
+        let request = self
+            .request(Method::PUT, key)
+            .body(reqwest::Body::wrap_stream(body));
+        self.send("PUT", key, request).await.map(drop)
+    }
+}
+
+/// A client over rustls with aws-lc-rs, the system's roots and, optionally, a client certificate
+/// (PEM chain, PEM key).
+fn client(identity: Option<(Vec<u8>, Vec<u8>)>) -> Result<reqwest::Client, Error> {
+    let bad = |reason: String| Error::Location {
+        driver: "http",
+        reason,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates are skipped, as curl and Go do; a server signed by none of
+    // them fails the handshake with a clear message.
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(format!("tls: {e}")))?
+        .with_root_certificates(roots);
+    let mut tls = match identity {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => {
+            let chain = CertificateDer::pem_slice_iter(&chain)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(format!("client certificate: {e}")))?;
+            if chain.is_empty() {
+                return Err(bad("client certificate: no PEM certificate found".into()));
+            }
+            let key =
+                PrivateKeyDer::from_pem_slice(&key).map_err(|e| bad(format!("client key: {e}")))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| bad(format!("client certificate: {e}")))?
+        }
+    };
+    // reqwest is built without HTTP/2.
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .build()
+        .map_err(|e| bad(format!("http client: {e}")))
+}
+
+/// A secret holding text (a user name, a URL), trimmed as the S3 driver trims its keys.
+async fn text_secret<S: Secrets>(
+    secrets: &S,
+    selector: &SecretKeySelector,
+) -> Result<String, Error> {
+    let bytes = secrets.get(&selector.name, &selector.key).await?;
+    String::from_utf8(bytes)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| Error::Secret {
+            name: selector.name.clone(),
+            key: selector.key.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })
+}
+
+/// Runs the OAuth2 client-credentials flow (RFC 6749 §4.4) and returns the access token.
+///
+/// Like Go's `clientcredentials` (which Argo uses, with auth style auto-detection), the client
+/// credentials go in a basic auth header first and, if the server refuses that with 400 or 401,
+/// in the form body.
+async fn oauth2_token<S: Secrets>(
+    client: &reqwest::Client,
+    oauth2: &OAuth2Auth,
+    secrets: &S,
+) -> Result<String, Error> {
+    let (Some(id), Some(secret), Some(url)) = (
+        &oauth2.client_id_secret,
+        &oauth2.client_secret_secret,
+        &oauth2.token_url_secret,
+    ) else {
+        return Err(Error::Location {
+            driver: "http",
+            reason: "auth.oauth2 needs clientIDSecret, clientSecretSecret and tokenURLSecret"
+                .into(),
+        });
+    };
+    let id = text_secret(secrets, id).await?;
+    let secret = text_secret(secrets, secret).await?;
+    let url = text_secret(secrets, url).await?;
+
+    let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
+    let scopes = oauth2.scopes.as_deref().unwrap_or_default();
+    if !scopes.is_empty() {
+        form.push(("scope".into(), scopes.join(" ")));
+    }
+    for param in oauth2.endpoint_params.iter().flatten() {
+        form.push((param.key.clone(), param.value.clone().unwrap_or_default()));
+    }
+
+    const OPERATION: &str = "oauth2 token from";
+    let send = |request: RequestBuilder| async {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| request_error(OPERATION, &url, e))?;
+        check("http", OPERATION, &url, response).await
+    };
+    let in_header = client
+        .post(&url)
+        .basic_auth(url_encode(&id), Some(url_encode(&secret)))
+        .form(&form);
+    let response = match send(in_header).await {
+        Err(Error::Failed { source, .. })
+            if source.downcast_ref::<StatusError>().is_some_and(|s| {
+                matches!(s.status, StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED)
+            }) =>
+        {
+            let mut form = form.clone();
+            form.push(("client_id".into(), id.clone()));
+            form.push(("client_secret".into(), secret.clone()));
+            send(client.post(&url).form(&form)).await?
+        }
+        other => other?,
+    };
+    let body: serde_json::Value = response.json().await.map_err(|e| Error::Failed {
+        operation: OPERATION,
+        key: url.clone(),
+        source: e.into(),
+    })?;
+    match body.get("access_token").and_then(|t| t.as_str()) {
+        Some(token) if !token.is_empty() => Ok(token.to_owned()),
+        _ => Err(Error::Failed {
+            operation: OPERATION,
+            key: url.clone(),
+            source: "the response has no access_token".into(),
+        }),
+    }
+}
+
+/// `application/x-www-form-urlencoded` escaping, which RFC 6749 §2.3.1 asks for on the client
+/// id and secret before they go into a basic auth header.
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Passes a success through; turns 404 into [`Error::NotFound`], a transient status into
+/// [`Error::Transient`] and the rest into [`Error::Failed`], with an excerpt of the body.
+async fn check(
+    driver: &'static str,
+    operation: &'static str,
+    url: &str,
+    response: Response,
+) -> Result<Response, Error> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    if status == StatusCode::NOT_FOUND {
+        return Err(Error::NotFound {
+            driver,
+            key: url.to_owned(),
+        });
+    }
+    let excerpt = excerpt(response).await;
+    let source = StatusError { status, excerpt };
+    Err(Error::request(
+        is_transient_status(status.as_u16()),
+        operation,
+        url,
+        source,
+    ))
+}
+
+/// The first line of an error response's body, cut short; reads no more than it needs.
+async fn excerpt(response: Response) -> Option<String> {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while body.len() < EXCERPT_LEN {
+        match stream.next().await {
+            Some(Ok(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&body);
+    let line = text
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .find(|l| !l.is_empty())?;
+    let mut line: String = line.chars().take(EXCERPT_LEN).collect();
+    if line.len() < text.trim().len() {
+        line.push('…');
+    }
+    Some(line)
+}
+
+/// A request that got no response: a connection or timeout failure is transient, as is an I/O
+/// failure of the kinds [`is_transient_io`] names (including those of a streamed request body).
+fn request_error(operation: &'static str, url: &str, err: reqwest::Error) -> Error {
+    let transient =
+        err.is_connect() || err.is_timeout() || io_cause(&err).is_some_and(is_transient_io);
+    Error::request(transient, operation, url, err)
+}
+
+/// A failure while streaming a response body, as an I/O error whose kind says whether to retry.
+fn body_error(err: reqwest::Error) -> io::Error {
+    let kind = if err.is_timeout() {
+        io::ErrorKind::TimedOut
+    } else if let Some(io) = io_cause(&err) {
+        io.kind()
+    } else {
+        // No decompression is enabled, so a body error means the connection broke or closed
+        // before the announced length: a stream cut short, worth another attempt.
+        io::ErrorKind::UnexpectedEof
+    };
+    io::Error::new(kind, err)
+}
+
+/// The first I/O error in a cause chain.
+fn io_cause<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        cause = e.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    use argoexec_template::{BasicAuth, HttpAuth, K8s};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    struct MapSecrets(HashMap<(String, String), Vec<u8>>);
+
+    impl Secrets for MapSecrets {
+        async fn get(&self, name: &str, key: &str) -> Result<Vec<u8>, Error> {
+            self.0
+                .get(&(name.to_owned(), key.to_owned()))
+                .cloned()
+                .ok_or_else(|| Error::Secret {
+                    name: name.into(),
+                    key: key.into(),
+                    source: io::ErrorKind::NotFound.into(),
+                })
+        }
+    }
+
+    fn selector(name: &str, key: &str) -> Option<K8s<SecretKeySelector>> {
+        serde_json::from_value(serde_json::json!({"name": name, "key": key})).unwrap()
+    }
+
+    /// A server answering each connection, in turn, with one canned response; it hands back the
+    /// requests it read.
+    async fn canned(responses: Vec<String>) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let mut requests = Vec::new();
+            for response in responses {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0; 4096];
+                // Read the head, then as much body as Content-Length announces.
+                loop {
+                    let n = conn.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length: ")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len || n == 0 {
+                            break;
+                        }
+                    }
+                }
+                requests.push(String::from_utf8_lossy(&buf).to_string());
+                conn.write_all(response.as_bytes()).await.unwrap();
+                conn.shutdown().await.unwrap();
+            }
+            requests
+        });
+        (url, task)
+    }
+
+    fn respond(status: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn oauth2_location(token_url: &str) -> (HttpArtifact, MapSecrets) {
+        let location: HttpArtifact = serde_json::from_value(serde_json::json!({
+            "url": "http://unused/",
+            "auth": {"oauth2": {
+                "clientIDSecret": {"name": "o", "key": "id"},
+                "clientSecretSecret": {"name": "o", "key": "secret"},
+                "tokenURLSecret": {"name": "o", "key": "url"},
+                "scopes": ["read", "write"],
+                "endpointParams": [{"key": "audience", "value": "argo"}],
+            }},
+        }))
+        .unwrap();
+        let secrets = MapSecrets(HashMap::from([
+            (("o".into(), "id".into()), b"client".to_vec()),
+            (("o".into(), "secret".into()), b"s3cr3t\n".to_vec()),
+            (("o".into(), "url".into()), token_url.as_bytes().to_vec()),
+        ]));
+        (location, secrets)
+    }
+
+    #[tokio::test]
+    async fn oauth2_fetches_a_client_credentials_token() {
+        let (url, server) = canned(vec![respond(
+            "200 OK",
+            r#"{"access_token":"tok-123","token_type":"bearer","expires_in":3600}"#,
+        )])
+        .await;
+        let (location, secrets) = oauth2_location(&url);
+        let http = Http::from_location(&location, &secrets).await.unwrap();
+        assert!(matches!(&http.auth, Auth::Bearer(t) if t == "tok-123"));
+
+        let requests = server.await.unwrap();
+        let request = &requests[0];
+        assert!(request.starts_with("POST /token HTTP/1.1\r\n"), "{request}");
+        assert!(
+            request.contains("application/x-www-form-urlencoded"),
+            "{request}"
+        );
+        // base64("client:s3cr3t")
+        assert!(
+            request.contains("authorization: Basic Y2xpZW50OnMzY3IzdA=="),
+            "{request}"
+        );
+        let body = request.split("\r\n\r\n").nth(1).unwrap();
+        assert_eq!(
+            body,
+            "grant_type=client_credentials&scope=read+write&audience=argo"
+        );
+    }
+
+    #[tokio::test]
+    async fn oauth2_falls_back_to_credentials_in_the_body() {
+        let (url, server) = canned(vec![
+            respond("401 Unauthorized", r#"{"error":"invalid_client"}"#),
+            respond("200 OK", r#"{"access_token":"tok-456"}"#),
+        ])
+        .await;
+        let (location, secrets) = oauth2_location(&url);
+        let http = Http::from_location(&location, &secrets).await.unwrap();
+        assert!(matches!(&http.auth, Auth::Bearer(t) if t == "tok-456"));
+        let requests = server.await.unwrap();
+        let body = requests[1].split("\r\n\r\n").nth(1).unwrap();
+        assert!(
+            body.ends_with("&client_id=client&client_secret=s3cr3t"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn oauth2_refusal_names_the_token_url_and_status() {
+        let (url, server) = canned(vec![respond(
+            "403 Forbidden",
+            r#"{"error":"unauthorized_client"}"#,
+        )])
+        .await;
+        let (location, secrets) = oauth2_location(&url);
+        let err = Http::from_location(&location, &secrets).await.unwrap_err();
+        assert!(matches!(err, Error::Failed { .. }), "{err}");
+        let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert_eq!(
+            chain,
+            format!(r#"oauth2 token from {url}: 403 Forbidden: {{"error":"unauthorized_client"}}"#)
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn basic_auth_reads_both_secrets() {
+        let location = HttpArtifact {
+            auth: Some(HttpAuth {
+                basic_auth: Some(BasicAuth {
+                    username_secret: selector("b", "user"),
+                    password_secret: selector("b", "pass"),
+                    ..BasicAuth::default()
+                }),
+                ..HttpAuth::default()
+            }),
+            ..HttpArtifact::default()
+        };
+        let secrets = MapSecrets(HashMap::from([
+            (("b".into(), "user".into()), b"alice\n".to_vec()),
+            (("b".into(), "pass".into()), b"pw".to_vec()),
+        ]));
+        let http = Http::from_location(&location, &secrets).await.unwrap();
+        assert!(
+            matches!(&http.auth, Auth::Basic { username, password } if username == "alice" && password.as_deref() == Some("pw"))
+        );
+        assert_eq!(format!("{:?}", http.auth), "Basic(..)");
+    }
+
+    #[tokio::test]
+    async fn client_cert_must_be_pem() {
+        let location: HttpArtifact = serde_json::from_value(serde_json::json!({
+            "auth": {"clientCert": {
+                "clientCertSecret": {"name": "c", "key": "crt"},
+                "clientKeySecret": {"name": "c", "key": "key"},
+            }},
+        }))
+        .unwrap();
+        let secrets = MapSecrets(HashMap::from([
+            (("c".into(), "crt".into()), b"not pem".to_vec()),
+            (("c".into(), "key".into()), b"not pem".to_vec()),
+        ]));
+        let err = Http::from_location(&location, &secrets).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid http artifact location: client certificate: no PEM certificate found"
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_header_is_a_location_error() {
+        let location: HttpArtifact = serde_json::from_value(serde_json::json!({
+            "headers": [{"name": "bad header", "value": "x"}],
+        }))
+        .unwrap();
+        let err = Http::from_location(&location, &MapSecrets(HashMap::new()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Location { .. }), "{err}");
+    }
+
+    #[test]
+    fn url_encoding_follows_the_form_rules() {
+        assert_eq!(url_encode("a b:c/é"), "a+b%3Ac%2F%C3%A9");
+    }
+}
