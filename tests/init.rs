@@ -174,3 +174,59 @@ fn key_only_artifact_without_archive_location_names_the_problem() {
         "failed to load artifact 'in': template artifact location not set"
     );
 }
+
+#[path = "support/s3s.rs"]
+mod s3s;
+
+#[test]
+fn loads_s3_inputs_a_file_and_a_directory_through_archive_location() {
+    let server = s3s::S3Server::start();
+    // Objects as an earlier step left them: the server stores a bucket as a folder.
+    let bucket = server.data.path().join("artifacts");
+    std::fs::create_dir_all(bucket.join("wf/pod-a/outdir/sub")).unwrap();
+    std::fs::write(bucket.join("wf/pod-a/report.txt"), "report\n").unwrap();
+    std::fs::write(bucket.join("wf/pod-a/outdir/one.txt"), "1").unwrap();
+    std::fs::write(bucket.join("wf/pod-a/outdir/sub/two.txt"), "2").unwrap();
+
+    let root = tempfile::tempdir().unwrap();
+    server.write_secrets(&root.path().join("argo/secret"), "my-s3");
+    let template = serde_json::json!({
+        "name": "consume",
+        "container": {"image": "alpine"},
+        "archiveLocation": {"s3": server.location("artifacts", "my-s3")},
+        "inputs": {"artifacts": [
+            // Key-only: completed from archiveLocation, as Argo passes artifacts between steps.
+            {"name": "report", "path": "/in/report.txt", "s3": {"key": "wf/pod-a/report.txt"}, "archive": {"none": {}}},
+            {"name": "dir", "path": "/in/dir", "s3": {"key": "wf/pod-a/outdir"}},
+            {"name": "gone", "path": "/in/gone", "optional": true, "s3": {"key": "wf/pod-a/missing"}},
+        ]}
+    });
+    let out = init(
+        root.path(),
+        &template,
+        &[
+            ("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns"),
+            ("EXECUTOR_RETRY_BACKOFF_STEPS", "1"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let arts = root.path().join("argo/inputs/artifacts");
+    assert_eq!(
+        std::fs::read_to_string(arts.join("report")).unwrap(),
+        "report\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(arts.join("dir/one.txt")).unwrap(),
+        "1"
+    );
+    assert_eq!(
+        std::fs::read_to_string(arts.join("dir/sub/two.txt")).unwrap(),
+        "2"
+    );
+    assert!(!arts.join("gone").exists());
+    assert!(
+        stderr.contains("Skipping optional input artifact that was not found"),
+        "{stderr}"
+    );
+}

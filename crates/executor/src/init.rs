@@ -5,11 +5,16 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use argoexec_config::RuntimeKind;
-use argoexec_storage::{AnyDriver, Driver as _, RetryPolicy, Secrets, StorageOptions};
+use argoexec_storage::{
+    AnyDriver, Driver as _, RetryPolicy, Secrets, StorageOptions, download_dir,
+};
 use argoexec_template::{Artifact, Protocol, Template, TemplateKind};
 
 use crate::paths::{PathError, PodPaths, clean_artifact_path, overlapping_mount};
 use crate::place::{PlaceError, place};
+
+/// Files of a directory artifact downloaded at once.
+const DIR_PARALLELISM: usize = 8;
 
 /// Why init failed. Messages are Argo's where Argo has one.
 #[derive(Debug, thiserror::Error)]
@@ -217,11 +222,17 @@ async fn load_input<S: Secrets>(
         }
         None => options.paths.input_artifacts().join(&name),
     };
-    // Each attempt starts afresh: place() leaves nothing behind when it fails.
+    // Each attempt starts afresh: place() and download_dir() leave nothing behind on failure.
     let result = options
         .retry
         .run("load artifact", |_| async {
-            let stream = driver.get(&key).await.map_err(PlaceError::Storage)?;
+            // A key with objects under it is a directory (s3, gcs, azure, oss); drivers that
+            // have no directories answer no.
+            if !key.is_empty() && driver.is_dir(&key).await? {
+                download_dir(&driver, &key, &dest, DIR_PARALLELISM).await?;
+                return Ok(());
+            }
+            let stream = driver.get(&key).await?;
             place(stream, &dest, artifact.archive_kind()).await
         })
         .await;

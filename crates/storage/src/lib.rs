@@ -22,6 +22,7 @@ mod raw;
 mod retry;
 #[cfg(feature = "s3")]
 mod s3;
+mod transfer;
 
 pub use any::{AnyDriver, StorageOptions};
 #[cfg(feature = "http")]
@@ -38,3 +39,4 @@ pub use retry::{
 };
 #[cfg(feature = "s3")]
 pub use s3::{S3, S3Tuning, part_size};
+pub use transfer::download_dir;

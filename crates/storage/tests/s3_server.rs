@@ -4,66 +4,25 @@
 // A test fails by panicking, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use argoexec_storage::{AnyDriver, Driver, Error, MountedSecrets, S3Tuning, StorageOptions};
 use argoexec_template::ArtifactLocation;
 use bytes::Bytes;
 use futures::StreamExt as _;
 
-const ACCESS: &str = "AKIAARGOEXEC";
-const SECRET: &str = "secret-key-for-tests";
+#[path = "../../../tests/support/s3s.rs"]
+mod s3s;
 
-struct Server {
-    child: Child,
-    port: u16,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> Server {
-    let data = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("s3s-fs")
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", ACCESS, "--secret-key", SECRET])
-        .arg(data.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start s3s-fs ({e}): run tests/setup to install it"));
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "s3s-fs did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server {
-        child,
-        port,
-        _data: data,
-    }
-}
+use s3s::{ACCESS, S3Server};
 
 fn secrets(access: &str) -> (tempfile::TempDir, MountedSecrets) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("creds")).unwrap();
     std::fs::write(dir.path().join("creds/accesskey"), access).unwrap();
-    std::fs::write(dir.path().join("creds/secretkey"), format!("{SECRET}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("creds/secretkey"),
+        format!("{}\n", s3s::SECRET),
+    )
+    .unwrap();
     let secrets = MountedSecrets::new(dir.path());
     (dir, secrets)
 }
@@ -110,7 +69,7 @@ fn options() -> StorageOptions {
 
 #[tokio::test]
 async fn put_get_list_delete_small_and_multipart() {
-    let server = start_server();
+    let server = S3Server::start();
     let (_dir, secrets) = secrets(ACCESS);
     let loc = location(server.port, "artifacts", true);
     let (driver, _) = AnyDriver::for_location(&loc, &secrets, &options())
@@ -152,7 +111,7 @@ async fn put_get_list_delete_small_and_multipart() {
 
 #[tokio::test]
 async fn an_existing_bucket_is_fine_for_create_bucket_if_not_present() {
-    let server = start_server();
+    let server = S3Server::start();
     let (_dir, secrets) = secrets(ACCESS);
     let loc = location(server.port, "shared", true);
     let (first, _) = AnyDriver::for_location(&loc, &secrets, &options())
@@ -169,7 +128,7 @@ async fn an_existing_bucket_is_fine_for_create_bucket_if_not_present() {
 
 #[tokio::test]
 async fn wrong_credentials_are_not_retried() {
-    let server = start_server();
+    let server = S3Server::start();
     let (_dir, secrets) = secrets("WRONGKEY");
     let loc = location(server.port, "artifacts", true);
     let (driver, _) = AnyDriver::for_location(&loc, &secrets, &options())

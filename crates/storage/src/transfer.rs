@@ -1,0 +1,124 @@
+//! Directory semantics on top of any driver: a key with objects under `key/` is a directory, and
+//! its files move with bounded parallelism.
+
+use std::path::{Component, Path, PathBuf};
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::driver::{Driver, Error};
+
+/// Downloads every object under `prefix/` into `dest`, keeping the relative paths, at most
+/// `parallelism` at a time. The files are written into a hidden folder beside `dest`, renamed
+/// into place only when all arrived: a failure leaves no half-written directory. Returns the
+/// number of files.
+pub async fn download_dir<D: Driver>(
+    driver: &D,
+    prefix: &str,
+    dest: &Path,
+    parallelism: usize,
+) -> Result<usize, Error> {
+    let prefix = format!("{}/", prefix.trim_end_matches('/'));
+    let keys = driver.list(&prefix).await?;
+    let io = |e| Error::io("write", dest.display().to_string(), e);
+    let parent = dest.parent().unwrap_or(Path::new("/"));
+    tokio::fs::create_dir_all(parent).await.map_err(io)?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = parent.join(format!(".{name}.argoexec-dir-{}", std::process::id()));
+    let _ = tokio::fs::remove_dir_all(&staging).await;
+    tokio::fs::create_dir_all(&staging).await.map_err(io)?;
+    let count = keys.len();
+    let result = async {
+        futures::stream::iter(keys.into_iter().map(Ok::<_, Error>))
+            .try_for_each_concurrent(parallelism.max(1), |key| {
+                let staging = &staging;
+                let prefix = &prefix;
+                async move {
+                    let rel = key.strip_prefix(prefix.as_str()).unwrap_or(&key);
+                    let target = safe_join(staging, rel).ok_or_else(|| Error::Location {
+                        driver: driver.name(),
+                        reason: format!("object key {key:?} escapes the directory {prefix:?}"),
+                    })?;
+                    download_file(driver, &key, &target).await
+                }
+            })
+            .await?;
+        let _ = tokio::fs::remove_dir_all(dest).await;
+        tokio::fs::rename(&staging, dest).await.map_err(io)
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_dir_all(&staging).await;
+    }
+    result.map(|()| count)
+}
+
+/// `base/rel` when `rel` is a plain relative path (no `..`, not absolute, not empty).
+fn safe_join(base: &Path, rel: &str) -> Option<PathBuf> {
+    let rel = Path::new(rel);
+    let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
+    (plain && !rel.as_os_str().is_empty()).then(|| base.join(rel))
+}
+
+async fn download_file<D: Driver>(driver: &D, key: &str, target: &Path) -> Result<(), Error> {
+    let io = |e| Error::io("write", target.display().to_string(), e);
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(io)?;
+    }
+    let mut body = driver.get(key).await?;
+    let mut file = tokio::fs::File::create(target).await.map_err(io)?;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Error::io("get", key, e))?;
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.flush().await.map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LocalStore;
+    use bytes::Bytes;
+
+    fn body(text: &'static str) -> crate::ByteStream {
+        futures::stream::iter(vec![Ok(Bytes::from_static(text.as_bytes()))]).boxed()
+    }
+
+    #[tokio::test]
+    async fn downloads_a_prefix_as_a_directory() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(store_dir.path());
+        store.put("wf/out/a.txt", body("a")).await.unwrap();
+        store.put("wf/out/sub/b.txt", body("b")).await.unwrap();
+        store.put("wf/outside.txt", body("x")).await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let dest = work.path().join("in");
+        let n = download_dir(&store, "wf/out", &dest, 2).await.unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(std::fs::read_to_string(dest.join("a.txt")).unwrap(), "a");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("sub/b.txt")).unwrap(),
+            "b"
+        );
+        assert!(!dest.join("outside.txt").exists());
+        assert_eq!(
+            std::fs::read_dir(work.path()).unwrap().count(),
+            1,
+            "no staging left"
+        );
+    }
+
+    #[test]
+    fn keys_that_escape_are_refused() {
+        assert!(safe_join(Path::new("/d"), "../x").is_none());
+        assert!(safe_join(Path::new("/d"), "/x").is_none());
+        assert!(safe_join(Path::new("/d"), "").is_none());
+        assert_eq!(
+            safe_join(Path::new("/d"), "a/b"),
+            Some(PathBuf::from("/d/a/b"))
+        );
+    }
+}
