@@ -230,3 +230,80 @@ fn loads_s3_inputs_a_file_and_a_directory_through_archive_location() {
         "{stderr}"
     );
 }
+
+#[path = "support/faultproxy.rs"]
+mod faultproxy;
+
+use faultproxy::{Fault, FaultProxy};
+
+/// A bucket with one 3 MiB object, and a template that loads it through `proxy`.
+fn faulty_setup(
+    server: &s3s::S3Server,
+    proxy: &FaultProxy,
+    root: &Path,
+) -> (serde_json::Value, Vec<u8>) {
+    let bucket = server.data.path().join("artifacts");
+    std::fs::create_dir_all(&bucket).unwrap();
+    let data: Vec<u8> = (0..3u32 << 20).map(|i| (i % 253) as u8).collect();
+    std::fs::write(bucket.join("big.bin"), &data).unwrap();
+    server.write_secrets(&root.join("argo/secret"), "s3");
+    let mut location = server.location("artifacts", "s3");
+    location["endpoint"] = format!("127.0.0.1:{}", proxy.port).into();
+    location["key"] = "big.bin".into();
+    let template = serde_json::json!({
+        "name": "t",
+        "container": {"image": "a"},
+        "inputs": {"artifacts": [{"name": "big", "path": "/big", "s3": location, "archive": {"none": {}}}]}
+    });
+    (template, data)
+}
+
+const FAST_RETRIES: [(&str, &str); 3] = [
+    ("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns"),
+    ("EXECUTOR_RETRY_BACKOFF_DURATION", "20ms"),
+    ("EXECUTOR_RETRY_BACKOFF_STEPS", "4"),
+];
+
+#[test]
+fn survives_slowdown_a_closed_connection_and_a_cut_download() {
+    let server = s3s::S3Server::start();
+    let proxy = FaultProxy::start(
+        server.port,
+        vec![Fault::SlowDown, Fault::Close, Fault::CutAfter(1 << 20)],
+    );
+    let root = tempfile::tempdir().unwrap();
+    let (template, data) = faulty_setup(&server, &proxy, root.path());
+    let out = init(root.path(), &template, &FAST_RETRIES);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(proxy.remaining(), 0, "every fault was met");
+    let loaded = std::fs::read(root.path().join("argo/inputs/artifacts/big")).unwrap();
+    assert!(loaded == data, "the loaded file is whole and exact");
+    assert_eq!(
+        stderr.matches("transient failure, retrying").count(),
+        3,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("SlowDown"),
+        "each retry logs its cause: {stderr}"
+    );
+}
+
+#[test]
+fn gives_up_clearly_when_attempts_run_out() {
+    let server = s3s::S3Server::start();
+    let proxy = FaultProxy::start(server.port, vec![Fault::SlowDown; 10]);
+    let root = tempfile::tempdir().unwrap();
+    let (template, _) = faulty_setup(&server, &proxy, root.path());
+    let out = init(root.path(), &template, &FAST_RETRIES);
+    assert_eq!(out.status.code(), Some(64));
+    let log = std::fs::read_to_string(root.path().join("termination-log")).unwrap();
+    assert!(log.starts_with("artifact big failed to load: "), "{log}");
+    assert!(log.contains("SlowDown"), "{log}");
+    assert!(log.contains("gave up after 4 attempts"), "{log}");
+    assert!(
+        std::fs::read_dir(root.path().join("argo/inputs/artifacts")).map_or(0, |d| d.count()) == 0,
+        "nothing half-written is left"
+    );
+}

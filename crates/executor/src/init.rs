@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use argoexec_config::RuntimeKind;
 use argoexec_storage::{
-    AnyDriver, Driver as _, RetryPolicy, Secrets, StorageOptions, download_dir,
+    AnyDriver, Driver as _, RetryError, RetryPolicy, Secrets, StorageOptions, download_dir,
 };
 use argoexec_template::{Artifact, Protocol, Template, TemplateKind};
 
@@ -51,9 +51,18 @@ pub enum InitError {
         #[source]
         source: argoexec_storage::Error,
     },
-    /// Download or unpack failed.
+    /// Download or unpack failed (after retries, when the failure was transient).
     #[error("artifact {name} failed to load")]
     Load {
+        /// The artifact.
+        name: String,
+        /// The failure.
+        #[source]
+        source: RetryError<PlaceError>,
+    },
+    /// The mode could not be applied.
+    #[error("artifact {name}: apply mode")]
+    Mode {
         /// The artifact.
         name: String,
         /// The failure.
@@ -243,17 +252,12 @@ async fn load_input<S: Secrets>(
             report.skipped.push((name, "not found"));
             return Ok(());
         }
-        Err(err) => {
-            return Err(InitError::Load {
-                name,
-                source: err.into_inner(),
-            });
-        }
+        Err(source) => return Err(InitError::Load { name, source }),
     }
     if let Some(mode) = artifact.mode_bits() {
         crate::place::apply_mode(&dest, mode, artifact.recurse_mode.unwrap_or(false))
             .await
-            .map_err(|source| InitError::Load {
+            .map_err(|source| InitError::Mode {
                 name: name.clone(),
                 source,
             })?;

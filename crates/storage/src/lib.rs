@@ -34,7 +34,7 @@ pub use http::{Http, StatusError};
 pub use local::LocalStore;
 pub use raw::Raw;
 pub use retry::{
-    GaveUp, RetryError, RetryPolicy, Retryable, S3_TRANSIENT_CODES, is_transient_io,
+    GaveUp, RetryError, RetryPolicy, Retryable, S3_TRANSIENT_CODES, chain, is_transient_io,
     is_transient_status,
 };
 #[cfg(feature = "s3")]

@@ -55,7 +55,7 @@ pub fn is_transient_io(err: &io::Error) -> bool {
 }
 
 /// A failure that knows whether it is worth another attempt.
-pub trait Retryable: fmt::Display {
+pub trait Retryable: std::error::Error {
     /// True when the same request may succeed if sent again.
     fn is_transient(&self) -> bool;
 }
@@ -171,7 +171,7 @@ impl RetryPolicy {
                 attempt,
                 of = self.attempts,
                 retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                cause = %err,
+                cause = %chain(&err),
                 "transient failure, retrying"
             );
             tokio::time::sleep(wait).await;
@@ -207,19 +207,17 @@ impl<E> RetryError<E> {
     }
 }
 
-impl<E: fmt::Display> fmt::Display for RetryError<E> {
+impl<E: std::error::Error> fmt::Display for RetryError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.gave_up {
+            // Permanent: the failure speaks for itself.
             None => write!(f, "{}", self.last),
-            Some(GaveUp::Attempts) => write!(
-                f,
-                "{} (transient; gave up after {} attempts)",
-                self.last, self.attempts
-            ),
+            Some(GaveUp::Attempts) => {
+                write!(f, "gave up after {} attempts", self.attempts)
+            }
             Some(GaveUp::Budget(budget)) => write!(
                 f,
-                "{} (transient; gave up after {} attempts, retry budget of {}s spent)",
-                self.last,
+                "gave up after {} attempts, retry budget of {}s spent",
                 self.attempts,
                 budget.as_secs()
             ),
@@ -229,8 +227,23 @@ impl<E: fmt::Display> fmt::Display for RetryError<E> {
 
 impl<E: std::error::Error + 'static> std::error::Error for RetryError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.last.source()
+        match self.gave_up {
+            None => self.last.source(),
+            Some(_) => Some(&self.last),
+        }
     }
+}
+
+/// An error and its causes on one line, `a: b: c`.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -248,6 +261,7 @@ mod tests {
             f.write_str(self.text)
         }
     }
+    impl std::error::Error for Fail {}
     impl Retryable for Fail {
         fn is_transient(&self) -> bool {
             self.transient
@@ -318,8 +332,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.attempts, 5);
         assert_eq!(
-            err.to_string(),
-            "error: Rate exceeded (transient; gave up after 5 attempts)"
+            chain(&err),
+            "gave up after 5 attempts: error: Rate exceeded"
         );
     }
 

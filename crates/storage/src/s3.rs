@@ -155,6 +155,9 @@ impl S3 {
         }
         let shared = loader.load().await;
         let mut config = aws_sdk_s3::config::Builder::from(&shared)
+            // One retry policy for every driver: ours (RetryPolicy), not the SDK's as well, which
+            // would multiply attempts and hide each retry's cause.
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
             // S3-compatible servers store aws-chunked trailing checksums verbatim; integrity is
             // checked by our own digest instead.
             .request_checksum_calculation(
@@ -485,7 +488,7 @@ where
     let message = match (&code, err.message()) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.clone(),
-        _ => aws_error_chain(&err),
+        _ => crate::retry::chain(&err),
     };
     Error::request(transient, operation, key, std::io::Error::other(message))
 }
@@ -499,17 +502,6 @@ fn http_status<R: std::fmt::Debug>(raw: &R) -> u16 {
         .and_then(|rest| rest.split(')').next())
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn aws_error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 impl Driver for S3 {
@@ -531,8 +523,9 @@ impl Driver for S3 {
         Ok(
             tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024)
                 .map_err(move |e| {
+                    // The response started: a failure now is the connection's, worth a retry.
                     tracing::debug!(key = %key, error = %e, "s3 body read failed");
-                    e
+                    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, e)
                 })
                 .boxed(),
         )
