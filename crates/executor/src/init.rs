@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use argoexec_config::RuntimeKind;
 use argoexec_storage::{
-    AnyDriver, Driver as _, RetryError, RetryPolicy, Secrets, StorageOptions, download_dir,
+    AnyDriver, Digest, Digesting, Driver as _, RetryError, RetryPolicy, Secrets, StorageOptions,
+    download_dir,
 };
 use argoexec_template::{Artifact, Protocol, Template, TemplateKind};
 
@@ -95,8 +96,9 @@ pub struct InitOptions {
 pub struct InitReport {
     /// Files staged (script, manifest, emissary bootstrap).
     pub staged: Vec<PathBuf>,
-    /// Input artifacts loaded, with where they went.
-    pub loaded: Vec<(String, PathBuf)>,
+    /// Input artifacts loaded, with where they went and, for single objects, the sha256 and size
+    /// of the bytes downloaded.
+    pub loaded: Vec<(String, PathBuf, Option<Digest>)>,
     /// Optional input artifacts skipped, with why.
     pub skipped: Vec<(String, &'static str)>,
 }
@@ -239,21 +241,23 @@ async fn load_input<S: Secrets>(
             // have no directories answer no.
             if !key.is_empty() && driver.is_dir(&key).await? {
                 download_dir(&driver, &key, &dest, DIR_PARALLELISM).await?;
-                return Ok(());
+                return Ok::<_, PlaceError>(None);
             }
             let stream = driver.get(&key).await?;
-            place(stream, &dest, artifact.archive_kind()).await
+            let (stream, digest) = Digesting::new(stream);
+            place(Box::pin(stream), &dest, artifact.archive_kind()).await?;
+            Ok(digest.get())
         })
         .await;
-    match result {
-        Ok(()) => {}
+    let digest = match result {
+        Ok(digest) => digest,
         Err(err) if artifact.is_optional() && err.last.is_not_found() => {
             tracing::info!(artifact = %name, "Skipping optional input artifact that was not found");
             report.skipped.push((name, "not found"));
             return Ok(());
         }
         Err(source) => return Err(InitError::Load { name, source }),
-    }
+    };
     if let Some(mode) = artifact.mode_bits() {
         crate::place::apply_mode(&dest, mode, artifact.recurse_mode.unwrap_or(false))
             .await
@@ -262,7 +266,15 @@ async fn load_input<S: Secrets>(
                 source,
             })?;
     }
-    tracing::info!(artifact = %name, path = %dest.display(), "Successfully downloaded artifact");
-    report.loaded.push((name, dest));
+    match &digest {
+        Some(d) => tracing::info!(
+            artifact = %name, path = %dest.display(), digest = %d.sha256, size = d.size,
+            "Successfully downloaded artifact"
+        ),
+        None => {
+            tracing::info!(artifact = %name, path = %dest.display(), "Successfully downloaded artifact")
+        }
+    }
+    report.loaded.push((name, dest, digest));
     Ok(())
 }
