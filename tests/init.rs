@@ -115,13 +115,14 @@ fn resource_manifest_is_staged_and_pns_skips_the_bootstrap() {
     assert!(!root.path().join("var/run/argo/argoexec").exists());
 }
 
-#[test]
-fn required_artifact_not_supplied_fails_with_argos_message() {
+/// Runs init on a container template with these input artifacts; it must fail with exit 64 and
+/// exactly `message` in the termination log.
+fn assert_inputs_fail(artifacts: serde_json::Value, message: &str) {
     let root = tempfile::tempdir().unwrap();
     let template = serde_json::json!({
         "name": "t",
         "container": {"image": "a"},
-        "inputs": {"artifacts": [{"name": "data", "path": "/data"}]}
+        "inputs": {"artifacts": artifacts}
     });
     let out = init(
         root.path(),
@@ -130,48 +131,30 @@ fn required_artifact_not_supplied_fails_with_argos_message() {
     );
     assert_eq!(out.status.code(), Some(64));
     let log = std::fs::read_to_string(root.path().join("termination-log")).unwrap();
-    assert_eq!(log, "required artifact 'data' not supplied");
+    assert_eq!(log, message);
+}
+
+#[test]
+fn required_artifact_not_supplied_fails_with_argos_message() {
+    assert_inputs_fail(
+        serde_json::json!([{"name": "data", "path": "/data"}]),
+        "required artifact 'data' not supplied",
+    );
 }
 
 #[test]
 fn traversal_in_an_artifact_path_is_refused() {
-    let root = tempfile::tempdir().unwrap();
-    let template = serde_json::json!({
-        "name": "t",
-        "container": {"image": "a"},
-        "inputs": {"artifacts": [{"name": "evil", "path": "/tmp/safe/../../etc/x", "raw": {"data": "x"}}]}
-    });
-    let out = init(
-        root.path(),
-        &template,
-        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
-    );
-    assert_eq!(out.status.code(), Some(64));
-    let log = std::fs::read_to_string(root.path().join("termination-log")).unwrap();
-    assert_eq!(
-        log,
-        "Artifact 'evil' attempted to use a path containing '..'. Directory traversal is not permitted"
+    assert_inputs_fail(
+        serde_json::json!([{"name": "evil", "path": "/tmp/safe/../../etc/x", "raw": {"data": "x"}}]),
+        "Artifact 'evil' attempted to use a path containing '..'. Directory traversal is not permitted",
     );
 }
 
 #[test]
 fn key_only_artifact_without_archive_location_names_the_problem() {
-    let root = tempfile::tempdir().unwrap();
-    let template = serde_json::json!({
-        "name": "t",
-        "container": {"image": "a"},
-        "inputs": {"artifacts": [{"name": "in", "path": "/in", "s3": {"key": "a/b.tgz"}}]}
-    });
-    let out = init(
-        root.path(),
-        &template,
-        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
-    );
-    assert_eq!(out.status.code(), Some(64));
-    let log = std::fs::read_to_string(root.path().join("termination-log")).unwrap();
-    assert_eq!(
-        log,
-        "failed to load artifact 'in': template artifact location not set"
+    assert_inputs_fail(
+        serde_json::json!([{"name": "in", "path": "/in", "s3": {"key": "a/b.tgz"}}]),
+        "failed to load artifact 'in': template artifact location not set",
     );
 }
 

@@ -6,8 +6,6 @@ use std::path::Path;
 
 use argoexec_storage::{ByteStream, Retryable};
 use argoexec_template::ArchiveKind;
-use futures::StreamExt as _;
-use tokio::io::AsyncWriteExt as _;
 
 /// Why an artifact could not be put in place.
 #[derive(Debug, thiserror::Error)]
@@ -61,33 +59,13 @@ pub async fn place(
     }
 }
 
-/// Writes a stream to a hidden file beside `dest`, then renames it into place.
-async fn write_whole(mut body: ByteStream, dest: &Path) -> Result<(), PlaceError> {
-    let write = |source| PlaceError::Write {
-        path: dest.display().to_string(),
-        source,
-    };
-    let parent = dest.parent().unwrap_or(Path::new("/"));
-    tokio::fs::create_dir_all(parent).await.map_err(write)?;
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let staging = parent.join(format!(".{name}.argoexec-{}", std::process::id()));
-    let result = async {
-        let mut file = tokio::fs::File::create(&staging).await?;
-        while let Some(chunk) = body.next().await {
-            file.write_all(&chunk?).await?;
-        }
-        file.flush().await?;
-        tokio::fs::rename(&staging, dest).await
-    }
-    .await;
-    if let Err(e) = result {
-        let _ = tokio::fs::remove_file(&staging).await;
-        return Err(write(e));
-    }
-    Ok(())
+async fn write_whole(body: ByteStream, dest: &Path) -> Result<(), PlaceError> {
+    argoexec_storage::write_whole(body, dest)
+        .await
+        .map_err(|source| PlaceError::Write {
+            path: dest.display().to_string(),
+            source,
+        })
 }
 
 /// Applies an artifact's `mode`: to the path, and with `recurse` to everything below it. A
@@ -132,6 +110,7 @@ fn chmod(path: &Path, mode: u32, recurse: bool) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use futures::StreamExt as _;
 
     #[test]
     fn directories_keep_search_where_read_is_granted() {

@@ -6,9 +6,9 @@
 use std::path::{Component, Path, PathBuf};
 
 use futures::StreamExt as _;
-use tokio::io::AsyncWriteExt as _;
 
 use crate::driver::{ByteStream, Driver, Error};
+use crate::transfer::write_whole;
 
 /// A directory as an object store.
 #[derive(Debug, Clone)]
@@ -57,32 +57,11 @@ impl Driver for LocalStore {
         }
     }
 
-    async fn put(&self, key: &str, mut body: ByteStream) -> Result<(), Error> {
+    async fn put(&self, key: &str, body: ByteStream) -> Result<(), Error> {
         let path = self.path_of(key)?;
-        let io = |e| Error::io("write", key, e);
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(io)?;
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        let partial = path.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-        let result = async {
-            let mut file = tokio::fs::File::create(&partial).await?;
-            while let Some(chunk) = body.next().await {
-                file.write_all(&chunk?).await?;
-            }
-            file.flush().await?;
-            file.sync_all().await?;
-            tokio::fs::rename(&partial, &path).await
-        }
-        .await;
-        if let Err(e) = result {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(io(e));
-        }
-        Ok(())
+        write_whole(body, &path)
+            .await
+            .map_err(|e| Error::io("write", key, e))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
@@ -113,7 +92,7 @@ impl Driver for LocalStore {
                     if !key
                         .rsplit('/')
                         .next()
-                        .is_some_and(|n| n.contains(".partial-"))
+                        .is_some_and(|n| n.contains(".partial"))
                     {
                         keys.push(key);
                     }

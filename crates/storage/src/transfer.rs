@@ -6,7 +6,41 @@ use std::path::{Component, Path, PathBuf};
 use futures::{StreamExt as _, TryStreamExt as _};
 use tokio::io::AsyncWriteExt as _;
 
-use crate::driver::{Driver, Error};
+use crate::driver::{ByteStream, Driver, Error};
+
+/// The hidden name beside `dest` that a write stages into before it is renamed into place.
+/// Listings skip names of this shape.
+pub fn staging_path(dest: &Path, tag: &str) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parent = dest.parent().unwrap_or(Path::new("/"));
+    parent.join(format!(".{name}.{tag}-{}", std::process::id()))
+}
+
+/// Writes a stream to `dest` whole or not at all: into a hidden file beside it, synced, then
+/// renamed into place. On any failure, the partial file is removed.
+pub async fn write_whole(mut body: ByteStream, dest: &Path) -> std::io::Result<()> {
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let partial = staging_path(dest, "partial");
+    let result = async {
+        let mut file = tokio::fs::File::create(&partial).await?;
+        while let Some(chunk) = body.next().await {
+            file.write_all(&chunk?).await?;
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        tokio::fs::rename(&partial, dest).await
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    result
+}
 
 /// Downloads every object under `prefix/` into `dest`, keeping the relative paths, at most
 /// `parallelism` at a time. The files are written into a hidden folder beside `dest`, renamed
@@ -21,13 +55,10 @@ pub async fn download_dir<D: Driver>(
     let prefix = format!("{}/", prefix.trim_end_matches('/'));
     let keys = driver.list(&prefix).await?;
     let io = |e| Error::io("write", dest.display().to_string(), e);
-    let parent = dest.parent().unwrap_or(Path::new("/"));
-    tokio::fs::create_dir_all(parent).await.map_err(io)?;
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let staging = parent.join(format!(".{name}.argoexec-dir-{}", std::process::id()));
+    let staging = staging_path(dest, "partial-dir");
+    if let Some(parent) = staging.parent() {
+        tokio::fs::create_dir_all(parent).await.map_err(io)?;
+    }
     let _ = tokio::fs::remove_dir_all(&staging).await;
     tokio::fs::create_dir_all(&staging).await.map_err(io)?;
     let count = keys.len();
