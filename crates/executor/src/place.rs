@@ -1,7 +1,6 @@
 //! Putting a downloaded artifact into place: straight from the stream into the destination,
 //! unpacked by its archive strategy, whole or not at all.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use argoexec_storage::{ByteStream, Retryable};
@@ -22,6 +21,12 @@ pub enum PlaceError {
         #[source]
         source: std::io::Error,
     },
+    /// The mode could not be applied.
+    #[error(transparent)]
+    Mode(argoexec_archive::Error),
+    /// A blocking task failed to run to completion.
+    #[error("blocking task failed: {0}")]
+    Task(String),
     /// The archive strategy is not supported by this build.
     #[error("unpacking {0} archives is not implemented yet")]
     Unsupported(&'static str),
@@ -40,7 +45,7 @@ impl Retryable for PlaceError {
             Self::Storage(e) => e.is_transient(),
             // A stream cut short surfaces as an I/O error while writing.
             Self::Write { source, .. } => argoexec_storage::is_transient_io(source),
-            Self::Unsupported(_) => false,
+            Self::Unsupported(_) | Self::Mode(_) | Self::Task(_) => false,
         }
     }
 }
@@ -68,42 +73,14 @@ async fn write_whole(body: ByteStream, dest: &Path) -> Result<(), PlaceError> {
         })
 }
 
-/// Applies an artifact's `mode`: to the path, and with `recurse` to everything below it. A
-/// directory keeps search permission wherever the mode grants read, so `0644` makes a directory
-/// `0755` (Argo applied the file mode to directories as is, locking users out).
+/// Applies an artifact's `mode` (and with `recurse`, to everything below it) through the
+/// archive crate's rule: directories keep search permission wherever the mode grants read.
 pub async fn apply_mode(path: &Path, mode: u32, recurse: bool) -> Result<(), PlaceError> {
     let path = path.to_owned();
-    let shown = path.display().to_string();
-    tokio::task::spawn_blocking(move || chmod(&path, mode, recurse))
+    tokio::task::spawn_blocking(move || argoexec_archive::apply_mode(&path, mode, recurse))
         .await
-        .map_err(|e| std::io::Error::other(e.to_string()))
-        .and_then(|r| r)
-        .map_err(|source| PlaceError::Write {
-            path: shown,
-            source,
-        })
-}
-
-fn dir_mode(mode: u32) -> u32 {
-    mode | ((mode & 0o444) >> 2)
-}
-
-fn chmod(path: &Path, mode: u32, recurse: bool) -> std::io::Result<()> {
-    let meta = std::fs::symlink_metadata(path)?;
-    if meta.file_type().is_symlink() {
-        return Ok(());
-    }
-    if meta.is_dir() {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(dir_mode(mode)))?;
-        if recurse {
-            for entry in std::fs::read_dir(path)? {
-                chmod(&entry?.path(), mode, true)?;
-            }
-        }
-    } else {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
+        .map_err(|e| PlaceError::Task(e.to_string()))?
+        .map_err(PlaceError::Mode)
 }
 
 #[cfg(test)]
@@ -111,14 +88,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use futures::StreamExt as _;
-
-    #[test]
-    fn directories_keep_search_where_read_is_granted() {
-        assert_eq!(dir_mode(0o644), 0o755);
-        assert_eq!(dir_mode(0o600), 0o700);
-        assert_eq!(dir_mode(0o755), 0o755);
-        assert_eq!(dir_mode(0o000), 0o000);
-    }
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[tokio::test]
     async fn recurse_mode_reaches_every_entry() {
