@@ -45,6 +45,29 @@ impl Default for S3Tuning {
     }
 }
 
+/// Sets the encryption headers of a write request. A macro because `PutObject` and
+/// `CreateMultipartUpload` have distinct builder types with the same setters.
+macro_rules! with_encryption {
+    ($req:expr, $enc:expr) => {{
+        let mut req = $req;
+        if let Some((id, ctx)) = &$enc.kms {
+            req = req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(id)
+                .set_ssekms_encryption_context(ctx.clone());
+        } else if $enc.s3_managed {
+            req = req.server_side_encryption(ServerSideEncryption::Aes256);
+        }
+        if let Some((k, md5)) = &$enc.customer {
+            req = req
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(k)
+                .sse_customer_key_md5(md5);
+        }
+        req
+    }};
+}
+
 /// Server-side encryption settings for writes (and, for SSE-C, reads).
 #[derive(Clone, Default)]
 struct Encryption {
@@ -285,20 +308,7 @@ impl S3 {
             .key(key)
             .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
             .body(AwsBody::from(body));
-        if let Some((id, ctx)) = &enc.kms {
-            req = req
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(id)
-                .set_ssekms_encryption_context(ctx.clone());
-        } else if enc.s3_managed {
-            req = req.server_side_encryption(ServerSideEncryption::Aes256);
-        }
-        if let Some((k, md5)) = &enc.customer {
-            req = req
-                .sse_customer_algorithm("AES256")
-                .sse_customer_key(k)
-                .sse_customer_key_md5(md5);
-        }
+        req = with_encryption!(req, enc);
         req.send().await.map_err(|e| classify("put", key, e))?;
         Ok(())
     }
@@ -315,20 +325,7 @@ impl S3 {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key);
-        if let Some((id, ctx)) = &enc.kms {
-            create = create
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(id)
-                .set_ssekms_encryption_context(ctx.clone());
-        } else if enc.s3_managed {
-            create = create.server_side_encryption(ServerSideEncryption::Aes256);
-        }
-        if let Some((k, md5)) = &enc.customer {
-            create = create
-                .sse_customer_algorithm("AES256")
-                .sse_customer_key(k)
-                .sse_customer_key_md5(md5);
-        }
+        create = with_encryption!(create, enc);
         let upload = create.send().await.map_err(|e| classify("put", key, e))?;
         let upload_id = upload.upload_id().unwrap_or_default().to_owned();
         let result = self.upload_parts(key, &upload_id, first, &mut body).await;
