@@ -290,3 +290,155 @@ fn gives_up_clearly_when_attempts_run_out() {
         "nothing half-written is left"
     );
 }
+
+/// Builds the archives an earlier step (or a user) left in the bucket, with the system's own
+/// `tar` and Python's `zipfile`/`tarfile`, so the unpacker is checked against other writers.
+fn archives_in_bucket(bucket: &Path) {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::create_dir_all(tree.join("empty")).unwrap();
+    std::fs::write(tree.join("one.txt"), "1").unwrap();
+    std::fs::write(tree.join("sub/two.txt"), "2").unwrap();
+    std::os::unix::fs::symlink("one.txt", tree.join("link")).unwrap();
+    let dir = bucket.join("wf");
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |cmd: &mut Command| assert!(cmd.status().unwrap().success(), "{cmd:?}");
+    run(Command::new("tar")
+        .arg("-czf")
+        .arg(dir.join("tree.tgz"))
+        .arg("-C")
+        .arg(work.path())
+        .arg("tree"));
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(dir.join("tree.tar"))
+        .arg("-C")
+        .arg(work.path())
+        .arg("tree"));
+    run(Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, zipfile\n\
+         with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z:\n\
+         \x20   z.writestr('a.txt', 'A')\n\
+         \x20   z.writestr('d/b.txt', 'B')\n",
+        )
+        .arg(dir.join("flat.zip")));
+    run(Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import io, sys, tarfile\n\
+         with tarfile.open(sys.argv[1], 'w:gz') as t:\n\
+         \x20   for name in ('ok.txt', '../escaped.txt'):\n\
+         \x20       info = tarfile.TarInfo(name); info.size = 2\n\
+         \x20       t.addfile(info, io.BytesIO(b'hi'))\n",
+        )
+        .arg(dir.join("evil.tgz")));
+}
+
+#[test]
+fn unpacks_inputs_by_strategy_and_by_magic_bytes() {
+    let server = s3s::S3Server::start();
+    let bucket = server.data.path().join("artifacts");
+    archives_in_bucket(&bucket);
+    let root = tempfile::tempdir().unwrap();
+    server.write_secrets(&root.path().join("argo/secret"), "my-s3");
+    let key = |k: &str| {
+        let mut loc = server.location("artifacts", "my-s3");
+        loc["key"] = serde_json::json!(k);
+        loc
+    };
+    let template = serde_json::json!({
+        "name": "consume",
+        "container": {"image": "alpine"},
+        "inputs": {"artifacts": [
+            // Nothing declared: gzip+tar is found by its magic bytes and untarred; its one
+            // top-level directory becomes the artifact itself.
+            {"name": "tgz", "path": "/in/tgz", "s3": key("wf/tree.tgz")},
+            {"name": "tar", "path": "/in/tar", "s3": key("wf/tree.tar"), "archive": {"tar": {}}},
+            {"name": "zip", "path": "/in/zip", "s3": key("wf/flat.zip"), "archive": {"zip": {}}},
+            // Declared none: the bytes stay as they are, gzip or not.
+            {"name": "kept", "path": "/in/kept", "s3": key("wf/tree.tgz"), "archive": {"none": {}}},
+            // Nothing declared and not gzip: a plain tar is kept as is, as Argo does.
+            {"name": "plain", "path": "/in/plain", "s3": key("wf/tree.tar")},
+        ]}
+    });
+    let out = init(
+        root.path(),
+        &template,
+        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let arts = root.path().join("argo/inputs/artifacts");
+    for name in ["tgz", "tar"] {
+        let dir = arts.join(name);
+        assert_eq!(std::fs::read_to_string(dir.join("one.txt")).unwrap(), "1");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("sub/two.txt")).unwrap(),
+            "2"
+        );
+        assert!(dir.join("empty").is_dir(), "{name}: empty directory kept");
+        assert_eq!(
+            std::fs::read_link(dir.join("link")).unwrap(),
+            Path::new("one.txt"),
+            "{name}: symlink kept as a symlink"
+        );
+    }
+    // Two top-level entries: the zip's contents go under the destination.
+    assert_eq!(
+        std::fs::read_to_string(arts.join("zip/a.txt")).unwrap(),
+        "A"
+    );
+    assert_eq!(
+        std::fs::read_to_string(arts.join("zip/d/b.txt")).unwrap(),
+        "B"
+    );
+    assert_eq!(
+        std::fs::read(arts.join("kept")).unwrap(),
+        std::fs::read(bucket.join("wf/tree.tgz")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(arts.join("plain")).unwrap(),
+        std::fs::read(bucket.join("wf/tree.tar")).unwrap()
+    );
+}
+
+#[test]
+fn refuses_an_archive_that_reaches_outside_and_leaves_nothing() {
+    let server = s3s::S3Server::start();
+    let bucket = server.data.path().join("artifacts");
+    archives_in_bucket(&bucket);
+    let root = tempfile::tempdir().unwrap();
+    server.write_secrets(&root.path().join("argo/secret"), "my-s3");
+    let mut loc = server.location("artifacts", "my-s3");
+    loc["key"] = serde_json::json!("wf/evil.tgz");
+    let template = serde_json::json!({
+        "name": "consume",
+        "container": {"image": "alpine"},
+        "inputs": {"artifacts": [{"name": "evil", "path": "/in/evil", "s3": loc}]}
+    });
+    let out = init(
+        root.path(),
+        &template,
+        &[
+            ("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns"),
+            ("EXECUTOR_RETRY_BACKOFF_STEPS", "3"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("../escaped.txt"),
+        "names the entry: {stderr}"
+    );
+    // Refused once: a refusal is not transient, so it is not retried.
+    assert_eq!(stderr.matches("retrying").count(), 0, "{stderr}");
+    let arts = root.path().join("argo/inputs/artifacts");
+    assert!(!arts.join("evil").exists());
+    assert!(!arts.join("escaped.txt").exists());
+    assert!(!root.path().join("argo/inputs/escaped.txt").exists());
+    let left: Vec<_> = std::fs::read_dir(&arts).unwrap().collect();
+    assert!(left.is_empty(), "staging left behind: {left:?}");
+}

@@ -107,6 +107,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                         concurrency: config.s3_upload_threads,
                     },
                 },
+                unpack_limits: argoexec_executor::unpack_limits(&config.unpack),
             };
             let secrets = MountedSecrets::new(root.join("argo/secret"));
             let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;

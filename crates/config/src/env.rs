@@ -70,6 +70,12 @@ vars! {
     ARTIFACT_S3_UPLOAD_THREADS = "4";
     /// S3 multipart part size in MiB (default: grows with the object).
     ARTIFACT_S3_UPLOAD_PART_SIZE_MIB = "";
+    /// Input archives: most entries one may hold (ours, not Argo's).
+    ARGOEXEC_UNPACK_MAX_ENTRIES = "1000000";
+    /// Input archives: most bytes one may unpack to, in MiB (ours, not Argo's).
+    ARGOEXEC_UNPACK_MAX_MIB = "1048576";
+    /// Input archives: most unpacked bytes per compressed byte (ours, not Argo's).
+    ARGOEXEC_UNPACK_MAX_RATIO = "1000";
     /// W3C trace context of the step (v4).
     TRACEPARENT = "";
     /// OpenTelemetry collector endpoint (v4).

@@ -279,6 +279,17 @@ pub struct Identity {
     pub container_name: Option<String>,
 }
 
+/// Caps on unpacking an input archive, each `None` when the variable is unset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnpackSettings {
+    /// `ARGOEXEC_UNPACK_MAX_ENTRIES`.
+    pub max_entries: Option<u64>,
+    /// `ARGOEXEC_UNPACK_MAX_MIB`, in bytes.
+    pub max_bytes: Option<u64>,
+    /// `ARGOEXEC_UNPACK_MAX_RATIO`.
+    pub max_ratio: Option<u64>,
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -312,10 +323,17 @@ pub struct Config {
     pub s3_upload_threads: usize,
     /// `ARTIFACT_S3_UPLOAD_PART_SIZE_MIB`.
     pub s3_part_size_mib: Option<u64>,
+    /// Caps on unpacking input archives (`ARGOEXEC_UNPACK_*`); `None` keeps the default.
+    pub unpack: UnpackSettings,
     /// `TRACEPARENT`.
     pub traceparent: Option<String>,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub otlp_endpoint: Option<String>,
+}
+
+/// A whole number above zero.
+fn positive(s: &str) -> Option<u64> {
+    s.parse::<u64>().ok().filter(|n| *n >= 1)
 }
 
 /// Reads one variable through the lookup, as UTF-8.
@@ -513,6 +531,25 @@ impl Config {
                 "a whole number of MiB from 5 to 5120",
                 |s| s.parse::<u64>().ok().filter(|n| (5..=5120).contains(n)),
             )?,
+            unpack: UnpackSettings {
+                max_entries: r.parsed(
+                    env::ARGOEXEC_UNPACK_MAX_ENTRIES,
+                    "a whole number, 1 or more",
+                    positive,
+                )?,
+                max_bytes: r
+                    .parsed(
+                        env::ARGOEXEC_UNPACK_MAX_MIB,
+                        "a whole number of MiB, 1 or more",
+                        positive,
+                    )?
+                    .map(|mib| mib.saturating_mul(1 << 20)),
+                max_ratio: r.parsed(
+                    env::ARGOEXEC_UNPACK_MAX_RATIO,
+                    "a whole number, 1 or more",
+                    positive,
+                )?,
+            },
             traceparent: id(env::TRACEPARENT)?,
             otlp_endpoint: id(env::OTEL_EXPORTER_OTLP_ENDPOINT)?,
         })
@@ -604,6 +641,24 @@ mod tests {
         assert_eq!(c.runtime_for(Protocol::V2), RuntimeKind::Docker);
         assert_eq!(c.runtime_for(Protocol::V3), RuntimeKind::Emissary);
         assert_eq!(c.s3_upload_threads, 4);
+        assert_eq!(c.unpack, UnpackSettings::default());
+    }
+
+    #[test]
+    fn unpack_caps_are_read_and_checked() {
+        let c = config(&[
+            ("ARGOEXEC_UNPACK_MAX_MIB", "2"),
+            ("ARGOEXEC_UNPACK_MAX_RATIO", "50"),
+        ])
+        .unwrap();
+        assert_eq!(c.unpack.max_bytes, Some(2 << 20));
+        assert_eq!(c.unpack.max_ratio, Some(50));
+        assert_eq!(c.unpack.max_entries, None);
+        let err = config(&[("ARGOEXEC_UNPACK_MAX_ENTRIES", "0")]).unwrap_err();
+        assert!(
+            err.to_string().contains("ARGOEXEC_UNPACK_MAX_ENTRIES"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use argoexec_storage::{
 use argoexec_template::{Artifact, Protocol, Template, TemplateKind};
 
 use crate::paths::{PathError, PodPaths, clean_artifact_path, overlapping_mount};
-use crate::place::{PlaceError, place};
+use crate::place::{Limits, PlaceError, place};
 
 /// Files of a directory artifact downloaded at once.
 const DIR_PARALLELISM: usize = 8;
@@ -89,6 +89,8 @@ pub struct InitOptions {
     pub retry: RetryPolicy,
     /// Driver settings.
     pub storage: StorageOptions,
+    /// Caps on unpacking input archives.
+    pub unpack_limits: Limits,
 }
 
 /// What init did, for the log.
@@ -245,7 +247,17 @@ async fn load_input<S: Secrets>(
             }
             let stream = driver.get(&key).await?;
             let (stream, digest) = Digesting::new(stream);
-            place(Box::pin(stream), &dest, artifact.archive_kind()).await?;
+            let stats = place(
+                Box::pin(stream),
+                &dest,
+                artifact.archive_kind(),
+                options.unpack_limits.clone(),
+            )
+            .await?;
+            tracing::debug!(
+                artifact = %name, kind = ?stats.kind, entries = stats.entries,
+                bytes_out = stats.bytes_out, "Placed artifact"
+            );
             Ok(digest.get())
         })
         .await;

@@ -14,4 +14,4 @@ mod place;
 
 pub use init::{InitError, InitOptions, InitReport, run_init};
 pub use paths::{PathError, PodPaths, clean_artifact_path, overlapping_mount, volume_mounts};
-pub use place::{PlaceError, apply_mode, place};
+pub use place::{Limits, PlaceError, UnpackStats, apply_mode, place, unpack_limits};

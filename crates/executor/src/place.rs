@@ -3,8 +3,13 @@
 
 use std::path::Path;
 
+use argoexec_config::UnpackSettings;
+
+use argoexec_archive::UnpackFormat;
+pub use argoexec_archive::{Limits, UnpackStats};
 use argoexec_storage::{ByteStream, Retryable};
 use argoexec_template::ArchiveKind;
+use tokio_util::io::StreamReader;
 
 /// Why an artifact could not be put in place.
 #[derive(Debug, thiserror::Error)]
@@ -12,24 +17,15 @@ pub enum PlaceError {
     /// The storage side failed (opening or reading the object).
     #[error(transparent)]
     Storage(#[from] argoexec_storage::Error),
-    /// Writing the destination failed.
-    #[error("write {path}")]
-    Write {
-        /// The destination.
-        path: String,
-        /// The failure.
-        #[source]
-        source: std::io::Error,
-    },
     /// The mode could not be applied.
     #[error(transparent)]
     Mode(argoexec_archive::Error),
+    /// The archive could not be unpacked (or was refused as unsafe); nothing was left behind.
+    #[error(transparent)]
+    Unpack(argoexec_archive::Error),
     /// A blocking task failed to run to completion.
     #[error("blocking task failed: {0}")]
     Task(String),
-    /// The archive strategy is not supported by this build.
-    #[error("unpacking {0} archives is not implemented yet")]
-    Unsupported(&'static str),
 }
 
 impl PlaceError {
@@ -43,34 +39,49 @@ impl Retryable for PlaceError {
     fn is_transient(&self) -> bool {
         match self {
             Self::Storage(e) => e.is_transient(),
-            // A stream cut short surfaces as an I/O error while writing.
-            Self::Write { source, .. } => argoexec_storage::is_transient_io(source),
-            Self::Unsupported(_) | Self::Mode(_) | Self::Task(_) => false,
+            // Only a stream cut short is worth another attempt (it surfaces while reading the
+            // archive, or while copying an entry out of it); a refused entry or a corrupt
+            // archive will be refused again.
+            Self::Unpack(
+                argoexec_archive::Error::ReadArchive { source }
+                | argoexec_archive::Error::ExtractEntry { source, .. },
+            ) => argoexec_storage::is_transient_io(source),
+            Self::Unpack(_) | Self::Mode(_) | Self::Task(_) => false,
         }
     }
 }
 
-/// Streams `body` into `dest` according to the declared archive strategy. Until the archive
-/// unpacker lands, only `none` (and undeclared) keep the bytes as they are.
+/// Streams `body` into `dest` according to the declared archive strategy, as Argo's init does:
+/// `none` keeps the bytes, `tar` untars (gzip-compressed or not), `zip` unzips, and with nothing
+/// declared a gzip-compressed tar is untarred and anything else kept as is. An archive whose only
+/// top-level entry is a single file or directory becomes `dest` itself. Entries that would land
+/// outside `dest` are refused, and a failure leaves nothing at `dest`.
 pub async fn place(
     body: ByteStream,
     dest: &Path,
     archive: Option<ArchiveKind>,
-) -> Result<(), PlaceError> {
-    match archive {
-        None | Some(ArchiveKind::None) => write_whole(body, dest).await,
-        Some(ArchiveKind::Tar) => Err(PlaceError::Unsupported("tar")),
-        Some(ArchiveKind::Zip) => Err(PlaceError::Unsupported("zip")),
-    }
+    limits: Limits,
+) -> Result<UnpackStats, PlaceError> {
+    let format = match archive {
+        None => UnpackFormat::Detect,
+        Some(ArchiveKind::None) => UnpackFormat::AsIs,
+        Some(ArchiveKind::Tar) => UnpackFormat::Tar,
+        Some(ArchiveKind::Zip) => UnpackFormat::Zip,
+    };
+    argoexec_archive::unpack(StreamReader::new(body), dest, format, limits)
+        .await
+        .map_err(PlaceError::Unpack)
 }
 
-async fn write_whole(body: ByteStream, dest: &Path) -> Result<(), PlaceError> {
-    argoexec_storage::write_whole(body, dest)
-        .await
-        .map_err(|source| PlaceError::Write {
-            path: dest.display().to_string(),
-            source,
-        })
+/// The unpack caps: the archive crate's defaults, overridden where `ARGOEXEC_UNPACK_*` is set.
+pub fn unpack_limits(settings: &UnpackSettings) -> Limits {
+    let default = Limits::default();
+    Limits {
+        max_entries: settings.max_entries.unwrap_or(default.max_entries),
+        max_bytes: settings.max_bytes.unwrap_or(default.max_bytes),
+        max_ratio: settings.max_ratio.unwrap_or(default.max_ratio),
+        ..default
+    }
 }
 
 /// Applies an artifact's `mode` (and with `recurse`, to everything below it) through the
@@ -112,7 +123,9 @@ mod tests {
             Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
         ])
         .boxed();
-        let err = place(body, &dest, None).await.unwrap_err();
+        let err = place(body, &dest, None, Limits::default())
+            .await
+            .unwrap_err();
         assert!(err.is_transient(), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
