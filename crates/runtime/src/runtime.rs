@@ -1,0 +1,207 @@
+//! The trait every runtime implements, and its vocabulary.
+
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+/// A stream of bytes out of a container (a log, a tar of a path).
+pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
+
+/// How a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The exit code; a process killed by signal N counts as 128 + N, as shells and Kubernetes
+    /// report it.
+    pub code: i32,
+}
+
+impl ExitStatus {
+    /// Whether the container succeeded.
+    pub fn success(self) -> bool {
+        self.code == 0
+    }
+}
+
+/// What a kill did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillOutcome {
+    /// The container had already exited: nothing was signalled.
+    AlreadyExited,
+    /// It exited within the grace period after SIGTERM.
+    Terminated,
+    /// It outlived the grace period and was sent SIGKILL.
+    Killed,
+}
+
+/// Which output of a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    /// Standard output only: the script result.
+    Stdout,
+    /// Standard output and standard error interleaved as written: the archived log.
+    Combined,
+}
+
+/// A path of a container's filesystem, opened for reading or archiving.
+pub enum PathSource {
+    /// Readable from this process at this path (PNS: through the container's root held open).
+    /// The path is only valid while the runtime that returned it lives.
+    Local(PathBuf),
+    /// A tar stream whose one top-level entry is the path's base name (docker's archive
+    /// endpoint, `tar cf -` through exec).
+    Tar(ByteStream),
+}
+
+impl std::fmt::Debug for PathSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local(path) => f.debug_tuple("Local").field(path).finish(),
+            Self::Tar(_) => f.write_str("Tar(..)"),
+        }
+    }
+}
+
+/// Why a runtime call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No container of that name is (or was) in the pod.
+    #[error("container {container:?} not found")]
+    ContainerNotFound {
+        /// The container's name.
+        container: String,
+    },
+    /// The path does not exist in the container.
+    #[error("path {} not found in container {container:?}", path.display())]
+    PathNotFound {
+        /// The container's name.
+        container: String,
+        /// The path inside the container.
+        path: PathBuf,
+    },
+    /// This runtime cannot do that.
+    #[error("the {runtime} runtime cannot {what}")]
+    Unsupported {
+        /// The runtime's name.
+        runtime: &'static str,
+        /// What was asked, as a verb phrase.
+        what: &'static str,
+    },
+    /// The container's root filesystem is gone (it exited before its root was held).
+    #[error("the filesystem of container {container:?} is no longer reachable")]
+    RootGone {
+        /// The container's name.
+        container: String,
+    },
+    /// A system call or file operation failed.
+    #[error("{operation}")]
+    Io {
+        /// What was being done, e.g. `read /proc/42/environ`.
+        operation: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// An I/O failure while doing `operation`.
+    pub fn io(operation: impl Into<String>, source: io::Error) -> Self {
+        Self::Io {
+            operation: operation.into(),
+            source,
+        }
+    }
+
+    /// Whether the thing asked for does not exist (a missing optional output may be skipped).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Self::PathNotFound { .. } => true,
+            Self::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+}
+
+/// What the wait sequence needs from a container runtime.
+///
+/// Required: [`name`](Self::name), [`containers`](Self::containers),
+/// [`wait_started`](Self::wait_started), [`wait_exited`](Self::wait_exited), [`kill`](Self::kill),
+/// [`open_path`](Self::open_path), [`logs`](Self::logs). [`read_file`](Self::read_file) has a
+/// default built on `open_path`.
+///
+/// Every method is cancel-safe: dropping its future leaves the runtime usable.
+pub trait ContainerRuntime: Send + Sync {
+    /// The runtime's name as `ARGO_CONTAINER_RUNTIME_EXECUTOR` spells it (`pns`, `docker`, ...).
+    fn name(&self) -> &'static str;
+
+    /// The names of the pod's containers this runtime knows of (PNS: those seen so far).
+    fn containers(&self) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
+    /// Resolves once `container` has started, and from then on keeps what later calls need (PNS
+    /// holds the container's root open here, so a container that exits at once stays readable).
+    fn wait_started(&self, container: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Resolves when `container` has exited, with how. Reacts to the exit as an event (pidfd,
+    /// watch, docker wait), not by polling.
+    fn wait_exited(
+        &self,
+        container: &str,
+    ) -> impl Future<Output = Result<ExitStatus, Error>> + Send;
+
+    /// Sends SIGTERM to `container`, waits up to `grace` for it to exit, then sends SIGKILL and
+    /// waits for the exit.
+    fn kill(
+        &self,
+        container: &str,
+        grace: Duration,
+    ) -> impl Future<Output = Result<KillOutcome, Error>> + Send;
+
+    /// Opens `path` (absolute, inside the container) for reading or archiving.
+    fn open_path(
+        &self,
+        container: &str,
+        path: &Path,
+    ) -> impl Future<Output = Result<PathSource, Error>> + Send;
+
+    /// Streams the whole of one of the container's outputs, from its start to its end; valid once
+    /// the container has exited.
+    fn logs(
+        &self,
+        container: &str,
+        stream: LogStream,
+    ) -> impl Future<Output = Result<ByteStream, Error>> + Send;
+
+    /// Reads a whole file of the container (an output parameter).
+    fn read_file(
+        &self,
+        container: &str,
+        path: &Path,
+    ) -> impl Future<Output = Result<Vec<u8>, Error>> + Send {
+        async move {
+            let local = match self.open_path(container, path).await? {
+                PathSource::Local(local) => local,
+                PathSource::Tar(_) => {
+                    return Err(Error::Unsupported {
+                        runtime: self.name(),
+                        what: "read a single file out of a tar stream",
+                    });
+                }
+            };
+            tokio::fs::read(&local).await.map_err(|source| {
+                if source.kind() == io::ErrorKind::NotFound {
+                    Error::PathNotFound {
+                        container: container.to_owned(),
+                        path: path.to_owned(),
+                    }
+                } else {
+                    Error::io(format!("read {}", local.display()), source)
+                }
+            })
+        }
+    }
+}
