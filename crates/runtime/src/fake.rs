@@ -58,7 +58,7 @@ impl FakeRuntime {
     /// Ends a container with `code`.
     pub fn exit(&self, name: &str, code: i32) {
         if let Some(entry) = self.lock().get(name) {
-            entry.exit.send_replace(Some(ExitStatus { code }));
+            entry.exit.send_replace(Some(ExitStatus::code(code)));
         }
     }
 
@@ -182,7 +182,7 @@ mod tests {
         rt.add("main", FakeContainer::default());
         let outcome = rt.kill("sidecar", Duration::from_millis(10)).await.unwrap();
         assert_eq!(outcome, KillOutcome::Killed);
-        assert_eq!(rt.wait_exited("sidecar").await.unwrap().code, 137);
+        assert_eq!(rt.wait_exited("sidecar").await.unwrap().code, Some(137));
         assert_eq!(
             rt.kill("main", Duration::ZERO).await.unwrap(),
             KillOutcome::Terminated

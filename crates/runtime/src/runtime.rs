@@ -15,14 +15,15 @@ pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExitStatus {
     /// The exit code; a process killed by signal N counts as 128 + N, as shells and Kubernetes
-    /// report it.
-    pub code: i32,
+    /// report it. `None` when the runtime saw the exit but cannot know the code (PNS watches a
+    /// process that is not its child; the code then comes from the pod's status, if anywhere).
+    pub code: Option<i32>,
 }
 
 impl ExitStatus {
-    /// Whether the container succeeded.
-    pub fn success(self) -> bool {
-        self.code == 0
+    /// An exit with a known code.
+    pub fn code(code: i32) -> Self {
+        Self { code: Some(code) }
     }
 }
 
