@@ -11,7 +11,13 @@
 mod init;
 mod paths;
 mod place;
+mod report;
+mod wait;
 
 pub use init::{InitError, InitOptions, InitReport, run_init};
 pub use paths::{PathError, PodPaths, clean_artifact_path, overlapping_mount, volume_mounts};
 pub use place::{Limits, PlaceError, UnpackStats, apply_mode, place, unpack_limits};
+pub use report::{FileReporter, NoReporter, ReportError, Reporter, StepReport};
+pub use wait::{
+    MAX_RESULT_BYTES, SaveError, UploadError, WaitError, WaitOptions, WaitOutcome, run_wait,
+};

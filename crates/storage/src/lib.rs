@@ -39,4 +39,4 @@ pub use retry::{
 };
 #[cfg(feature = "s3")]
 pub use s3::{S3, S3Tuning, part_size};
-pub use transfer::{download_dir, staging_path, write_whole};
+pub use transfer::{download_dir, staging_path, upload_dir, write_whole};
