@@ -97,16 +97,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 self_exe: std::env::current_exe().context("locate this binary")?,
                 paths: PodPaths::under(&root),
                 retry: RetryPolicy::from_settings(&config.retry),
-                storage: StorageOptions {
-                    s3: S3Tuning {
-                        part_size: config
-                            .s3_part_size_mib
-                            .map_or(S3Tuning::default().part_size, |mib| {
-                                usize::try_from(mib << 20).unwrap_or(usize::MAX)
-                            }),
-                        concurrency: config.s3_upload_threads,
-                    },
-                },
+                storage: storage_options(&config),
                 unpack_limits: argoexec_executor::unpack_limits(&config.unpack),
             };
             let secrets = MountedSecrets::new(root.join("argo/secret"));
@@ -176,6 +167,20 @@ fn not_implemented(command: &'static str, what: &'static str, protocol: Protocol
     Failure {
         error: NotImplemented { command, what }.into(),
         protocol: Some(protocol),
+    }
+}
+
+/// Driver settings from the configuration.
+fn storage_options(config: &Config) -> StorageOptions {
+    StorageOptions {
+        s3: S3Tuning {
+            part_size: config
+                .s3_part_size_mib
+                .map_or(S3Tuning::default().part_size, |mib| {
+                    usize::try_from(mib << 20).unwrap_or(usize::MAX)
+                }),
+            concurrency: config.s3_upload_threads,
+        },
     }
 }
 

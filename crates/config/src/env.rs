@@ -70,6 +70,12 @@ vars! {
     ARTIFACT_S3_UPLOAD_THREADS = "4";
     /// S3 multipart part size in MiB (default: grows with the object).
     ARTIFACT_S3_UPLOAD_PART_SIZE_MIB = "";
+    /// Directory used as the artifact repository when the template has none (ours; set by `run`).
+    ARGOEXEC_LOCAL_REPOSITORY = "";
+    /// File the outputs are reported to as JSON, instead of the Kubernetes API (ours; set by `run`).
+    ARGOEXEC_REPORT_FILE = "";
+    /// Directory of each container's stdout, combined output and exit code (ours; set by `run`).
+    ARGOEXEC_POD_STATE_DIR = "";
     /// Input archives: most entries one may hold (ours, not Argo's).
     ARGOEXEC_UNPACK_MAX_ENTRIES = "1000000";
     /// Input archives: most bytes one may unpack to, in MiB (ours, not Argo's).

@@ -325,6 +325,12 @@ pub struct Config {
     pub s3_part_size_mib: Option<u64>,
     /// Caps on unpacking input archives (`ARGOEXEC_UNPACK_*`); `None` keeps the default.
     pub unpack: UnpackSettings,
+    /// `ARGOEXEC_LOCAL_REPOSITORY`.
+    pub local_repository: Option<PathBuf>,
+    /// `ARGOEXEC_REPORT_FILE`.
+    pub report_file: Option<PathBuf>,
+    /// `ARGOEXEC_POD_STATE_DIR`.
+    pub pod_state_dir: Option<PathBuf>,
     /// `TRACEPARENT`.
     pub traceparent: Option<String>,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
@@ -420,6 +426,7 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let r = Reader { lookup };
         let id = |var| r.string(var).map(|v| v.filter(|s| !s.is_empty()));
+        let path = |var| id(var).map(|v| v.map(PathBuf::from));
         let identity = Identity {
             pod_name: id(env::ARGO_POD_NAME)?,
             pod_uid: id(env::ARGO_POD_UID)?,
@@ -531,6 +538,9 @@ impl Config {
                 "a whole number of MiB from 5 to 5120",
                 |s| s.parse::<u64>().ok().filter(|n| (5..=5120).contains(n)),
             )?,
+            local_repository: path(env::ARGOEXEC_LOCAL_REPOSITORY)?,
+            report_file: path(env::ARGOEXEC_REPORT_FILE)?,
+            pod_state_dir: path(env::ARGOEXEC_POD_STATE_DIR)?,
             unpack: UnpackSettings {
                 max_entries: r.parsed(
                     env::ARGOEXEC_UNPACK_MAX_ENTRIES,
