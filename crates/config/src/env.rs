@@ -82,6 +82,8 @@ vars! {
     ARGOEXEC_UNPACK_MAX_MIB = "1048576";
     /// Input archives: most unpacked bytes per compressed byte (ours, not Argo's).
     ARGOEXEC_UNPACK_MAX_RATIO = "1000";
+    /// PNS runtime: directory with <container>/{stdout,combined,exitcode}, as a local pod runner writes them (ours, not Argo's).
+    ARGOEXEC_POD_STATE_DIR = "";
     /// W3C trace context of the step (v4).
     TRACEPARENT = "";
     /// OpenTelemetry collector endpoint (v4).

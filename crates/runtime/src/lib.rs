@@ -2,15 +2,23 @@
 //!
 //! [`ContainerRuntime`] is what the wait sequence needs from a runtime, and no more. Each runtime
 //! (PNS through `/proc`, later docker, the Kubernetes API, the kubelet and the emissary's files)
-//! implements it in its own module. Container names are the pod spec's names (`main`, `wait`,
-//! sidecars).
+//! implements it in its own module, behind a cargo feature, and [`AnyRuntime`] chooses one at run
+//! time. Container names are the pod spec's names (`main`, `wait`, sidecars).
 
+mod any;
 #[cfg(feature = "test-util")]
 mod fake;
+#[cfg(feature = "pns")]
+mod pns;
 mod runtime;
+#[cfg(feature = "test-util")]
+pub mod testns;
 
+pub use any::AnyRuntime;
 #[cfg(feature = "test-util")]
 pub use fake::{FakeContainer, FakeRuntime};
+#[cfg(feature = "pns")]
+pub use pns::{DEFAULT_EXIT_CODE_WAIT, Pns, PnsOptions};
 pub use runtime::{
     ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
 };

@@ -1,0 +1,122 @@
+//! The pod state directory: `<dir>/<container>/{stdout,combined,exitcode}`, the layout Argo's
+//! emissary keeps under `/var/run/argo/ctr/`. Whoever runs the pod writes `stdout` and `combined`
+//! while the container runs and `exitcode` last, once both pipes reached their end, so a present
+//! `exitcode` means the logs are complete.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustix::fs::inotify;
+use rustix::io::Errno;
+use tokio::io::unix::AsyncFd;
+use tokio::time::Instant;
+
+/// How often to look for `exitcode` when its directory does not exist yet (so there is nothing
+/// to watch); otherwise inotify says when it is written.
+const NO_DIR_POLL: Duration = Duration::from_millis(50);
+
+/// `<dir>/<container>/<file>`.
+pub(super) fn file(dir: &Path, container: &str, file: &str) -> PathBuf {
+    dir.join(container).join(file)
+}
+
+/// The container's exit code once `exitcode` holds one, waiting at most `bound`; `None` (with a
+/// warning) when it does not appear in time.
+pub(super) async fn exit_code(dir: &Path, container: &str, bound: Duration) -> Option<i32> {
+    let path = file(dir, container, "exitcode");
+    let deadline = Instant::now() + bound;
+    // Watch before looking, so a write between the look and the watch still wakes us.
+    let mut watch = match watch_dir(&dir.join(container)) {
+        Ok(watch) => Some(watch),
+        Err(error) => {
+            tracing::debug!(container, %error, "cannot watch the container's state directory; polling");
+            None
+        }
+    };
+    loop {
+        match read_code(&path).await {
+            Ok(Some(code)) => return Some(code),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(container, path = %path.display(), %error, "cannot read the exit code");
+                return None;
+            }
+        }
+        let woke = match &watch {
+            Some(w) => match tokio::time::timeout_at(deadline, changed(w)).await {
+                Ok(Ok(())) => true,
+                Ok(Err(error)) => {
+                    tracing::debug!(container, %error, "lost the watch on the state directory; polling");
+                    watch = None;
+                    true
+                }
+                Err(_) => false,
+            },
+            None => {
+                tokio::time::sleep(
+                    NO_DIR_POLL.min(deadline.saturating_duration_since(Instant::now())),
+                )
+                .await;
+                Instant::now() < deadline
+            }
+        };
+        if !woke {
+            // One last look: the write may have landed just as the time ran out.
+            if let Ok(Some(code)) = read_code(&path).await {
+                return Some(code);
+            }
+            tracing::warn!(
+                container,
+                path = %path.display(),
+                waited = ?bound,
+                "the container exited but its exit code did not appear; reporting it as unknown"
+            );
+            return None;
+        }
+    }
+}
+
+/// Waits until `exitcode` exists (the logs are complete), at most `bound`; false when it did
+/// not appear.
+pub(super) async fn logs_complete(dir: &Path, container: &str, bound: Duration) -> bool {
+    exit_code(dir, container, bound).await.is_some()
+}
+
+/// The code in an `exitcode` file; `None` when the file is missing or not completely written.
+async fn read_code(path: &Path) -> io::Result<Option<i32>> {
+    match tokio::fs::read_to_string(path).await {
+        Ok(text) => Ok(text.trim().parse().ok()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+fn watch_dir(dir: &Path) -> io::Result<AsyncFd<std::os::fd::OwnedFd>> {
+    let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
+    inotify::add_watch(
+        &fd,
+        dir,
+        inotify::WatchFlags::CLOSE_WRITE
+            | inotify::WatchFlags::MOVED_TO
+            | inotify::WatchFlags::CREATE,
+    )?;
+    super::process::register(fd)
+}
+
+/// Resolves at the next change in the watched directory, after draining the events.
+async fn changed(watch: &AsyncFd<std::os::fd::OwnedFd>) -> io::Result<()> {
+    let mut guard = watch.readable().await?;
+    let mut buf = [MaybeUninit::<u8>::uninit(); 1024];
+    let mut reader = inotify::Reader::new(watch.get_ref(), &mut buf);
+    loop {
+        match reader.next() {
+            Ok(_) => {}
+            Err(Errno::AGAIN) => break,
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    guard.clear_ready();
+    Ok(())
+}
