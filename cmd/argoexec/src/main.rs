@@ -7,6 +7,7 @@
 
 mod cli;
 mod logging;
+mod wait_cmd;
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -112,8 +113,9 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Wait => {
             let config = Config::from_process_env(cli.global.flags())?;
-            let (_, _, protocol) = load_template(&config, &cli.global.pod_root.clone(), "wait")?;
-            Err(not_implemented("wait", "saving outputs", protocol))
+            let root = cli.global.pod_root.clone();
+            let (template, _, protocol) = load_template(&config, &root, "wait")?;
+            wait_cmd::wait(&config, &root, &template, protocol)
         }
         Command::Emissary { .. } => {
             Config::from_process_env(cli.global.flags())?;
@@ -163,7 +165,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     }
 }
 
-fn not_implemented(command: &'static str, what: &'static str, protocol: Protocol) -> Failure {
+pub(crate) fn not_implemented(
+    command: &'static str,
+    what: &'static str,
+    protocol: Protocol,
+) -> Failure {
     Failure {
         error: NotImplemented { command, what }.into(),
         protocol: Some(protocol),

@@ -74,7 +74,7 @@ vars! {
     ARGOEXEC_LOCAL_REPOSITORY = "";
     /// File the outputs are reported to as JSON, instead of the Kubernetes API (ours; set by `run`).
     ARGOEXEC_REPORT_FILE = "";
-    /// Directory of each container's stdout, combined output and exit code (ours; set by `run`).
+    /// PNS: directory of <container>/{stdout,combined,exitcode}, as `run` writes them (ours).
     ARGOEXEC_POD_STATE_DIR = "";
     /// Input archives: most entries one may hold (ours, not Argo's).
     ARGOEXEC_UNPACK_MAX_ENTRIES = "1000000";
@@ -82,8 +82,6 @@ vars! {
     ARGOEXEC_UNPACK_MAX_MIB = "1048576";
     /// Input archives: most unpacked bytes per compressed byte (ours, not Argo's).
     ARGOEXEC_UNPACK_MAX_RATIO = "1000";
-    /// PNS runtime: directory with <container>/{stdout,combined,exitcode}, as a local pod runner writes them (ours, not Argo's).
-    ARGOEXEC_POD_STATE_DIR = "";
     /// W3C trace context of the step (v4).
     TRACEPARENT = "";
     /// OpenTelemetry collector endpoint (v4).
