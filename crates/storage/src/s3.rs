@@ -119,6 +119,33 @@ async fn read_secret<S: Secrets>(
     }
 }
 
+/// An HTTPS client that trusts the system's roots and the PEM certificates of a `caSecret`, as
+/// Argo appends the secret's CA to the system pool. Same TLS stack as the SDK's default client.
+fn client_trusting(pem: Vec<u8>) -> Result<aws_sdk_s3::config::SharedHttpClient, Error> {
+    use aws_smithy_http_client::tls;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(Error::Location {
+            driver: DRIVER,
+            reason: "caSecret holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)"
+                .into(),
+        });
+    }
+    let trust = tls::TrustStore::default().with_pem_certificate(pem);
+    let context = tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| Error::Location {
+            driver: DRIVER,
+            reason: format!("caSecret: {e}"),
+        })?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https())
+}
+
 impl S3 {
     /// The driver for a complete S3 location; credentials are read now.
     pub async fn from_location<S: Secrets>(
@@ -135,12 +162,6 @@ impl S3 {
             .clone()
             .filter(|b| !b.is_empty())
             .ok_or_else(|| bad("bucket is not set"))?;
-        if location.ca_secret.is_some() {
-            return Err(Error::Unsupported {
-                driver: DRIVER,
-                operation: "caSecret (custom CA bundles) yet",
-            });
-        }
         let region = location
             .region
             .clone()
@@ -197,6 +218,10 @@ impl S3 {
                 .build()
                 .await;
             config = config.credentials_provider(provider);
+        }
+        if let Some(sel) = location.ca_secret.as_deref() {
+            let pem = secrets.get(&sel.name, &sel.key).await?;
+            config = config.http_client(client_trusting(pem)?);
         }
         let endpoint = location.endpoint.as_deref().filter(|e| !e.is_empty());
         if let Some(endpoint) = endpoint {
