@@ -165,3 +165,31 @@ fn a_deadline_kills_main_reports_and_fails_with_argos_message() {
     assert_eq!(report["outputs"]["parameters"][0]["value"], "d");
     assert!(!alive(&marker), "main outlived the deadline");
 }
+
+#[test]
+fn a_wait_that_cannot_start_still_reports_why() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let template = serde_json::json!({
+        "name": "step",
+        "container": {"image": "alpine"},
+        "outputs": {"parameters": [{"name": "p", "valueFrom": {"path": "/p"}}]},
+    });
+    // The kubelet runtime is not written yet: wait fails at once, and says so in the report.
+    let output = Command::new(env!("CARGO_BIN_EXE_argoexec"))
+        .args(["wait", "--pod-root"])
+        .arg(root)
+        .env_clear()
+        .env("ARGO_POD_NAME", "pod-1")
+        .env("ARGO_CONTAINER_RUNTIME_EXECUTOR", "kubelet")
+        .env("ARGO_TEMPLATE", template.to_string())
+        .env("ARGOEXEC_REPORT_FILE", root.join("report.json"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("report.json")).unwrap()).unwrap();
+    let message = report["message"].as_str().unwrap();
+    assert!(message.contains("kubelet runtime"), "{message}");
+    assert_eq!(report["outputs"]["parameters"][0]["name"], "p");
+}

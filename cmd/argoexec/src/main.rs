@@ -165,17 +165,6 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     }
 }
 
-pub(crate) fn not_implemented(
-    command: &'static str,
-    what: &'static str,
-    protocol: Protocol,
-) -> Failure {
-    Failure {
-        error: NotImplemented { command, what }.into(),
-        protocol: Some(protocol),
-    }
-}
-
 /// Driver settings from the configuration.
 fn storage_options(config: &Config) -> StorageOptions {
     StorageOptions {

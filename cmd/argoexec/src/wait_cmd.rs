@@ -7,13 +7,14 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use argoexec_config::{Config, RuntimeKind};
 use argoexec_executor::{
-    FileReporter, NoReporter, PodPaths, StepReport, WaitOptions, WaitOutcome, run_wait,
+    FileReporter, NoReporter, PodPaths, Reporter as _, StepReport, WaitOptions, WaitOutcome,
+    run_wait,
 };
 use argoexec_runtime::{AnyRuntime, ContainerRuntime, Pns};
 use argoexec_storage::{MountedSecrets, RetryPolicy, chain};
 use argoexec_template::{Protocol, Template};
 
-use crate::{Failure, not_implemented, storage_options};
+use crate::{Failure, NotImplemented, storage_options};
 
 /// Runs the wait sequence with the runtime the pod asks for; the first error is the step's.
 pub(crate) fn wait(
@@ -51,10 +52,45 @@ pub(crate) fn wait(
             .then(|| config.progress.file.clone()),
     };
     let runtime = match config.runtime_for(protocol) {
-        RuntimeKind::Pns => AnyRuntime::Pns(Pns::new().map_err(|e| with_protocol(e.into()))?),
-        other => return Err(not_implemented("wait", runtime_missing(other), protocol)),
+        RuntimeKind::Pns => Pns::new().map(AnyRuntime::Pns).map_err(anyhow::Error::from),
+        other => Err(NotImplemented {
+            command: "wait",
+            what: runtime_missing(other),
+        }
+        .into()),
+    };
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            // Even a wait that cannot start reports: the step's outputs say why they are empty.
+            report_setup_failure(config, template, &error);
+            return Err(with_protocol(error));
+        }
     };
     run_with(config, root, template, &options, &runtime).map_err(with_protocol)
+}
+
+/// Reports the template's outputs unfilled, with the error that stopped wait before it began.
+fn report_setup_failure(config: &Config, template: &Template, error: &anyhow::Error) {
+    let Some(path) = &config.report_file else {
+        return;
+    };
+    let report = StepReport {
+        outputs: template.outputs.clone().unwrap_or_default(),
+        message: Some(format!("{error:#}")),
+        progress: None,
+    };
+    let written = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(FileReporter::new(path).report(&report))
+                .map_err(anyhow::Error::from)
+        });
+    if let Err(e) = written {
+        tracing::error!(error = %format!("{e:#}"), "Failed to report the failure");
+    }
 }
 
 fn runtime_missing(kind: RuntimeKind) -> &'static str {
