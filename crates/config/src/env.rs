@@ -76,6 +76,12 @@ vars! {
     ARGOEXEC_UNPACK_MAX_MIB = "1048576";
     /// Input archives: most unpacked bytes per compressed byte (ours, not Argo's).
     ARGOEXEC_UNPACK_MAX_RATIO = "1000";
+    /// Local pod runner: the pod state directory (<dir>/<container>/{stdout,combined,exitcode}), set on wait.
+    ARGOEXEC_POD_STATE_DIR = "";
+    /// Local pod runner: the file wait writes the outputs JSON to, instead of the Kubernetes API.
+    ARGOEXEC_REPORT_FILE = "";
+    /// Local pod runner: a directory object store used when the template has no artifact repository.
+    ARGOEXEC_LOCAL_REPOSITORY = "";
     /// W3C trace context of the step (v4).
     TRACEPARENT = "";
     /// OpenTelemetry collector endpoint (v4).
