@@ -154,7 +154,24 @@ pub(crate) enum Command {
         data: String,
     },
     /// Run one step locally from a pod manifest, with no cluster: init, main, sidecars and wait
+    #[command(long_about = RUN_ABOUT)]
     Run(RunArgs),
+    /// The local pod's PID 1 (internal)
+    #[command(name = "__pause", hide = true)]
+    Pause,
+    /// The shim of one container of a local pod (internal)
+    #[command(name = "__shim", hide = true)]
+    Shim {
+        /// The container's spec, written by the runner
+        spec: PathBuf,
+    },
+    /// A local container's first process: mounts /proc, then execs the command (internal)
+    #[command(name = "__exec", hide = true)]
+    Exec {
+        /// The command and its arguments
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
     /// Print version information
     Version {
         /// Print only the version number
@@ -162,6 +179,21 @@ pub(crate) enum Command {
         short: bool,
     },
 }
+
+/// The long help of `argoexec run`.
+const RUN_ABOUT: &str = "\
+Run one step locally from a pod manifest, with no cluster, as kubelet would run the pod Argo's \
+controller generated: init containers in order, then every container together, in a pod made of \
+Linux namespaces (a shared PID namespace, a mount namespace per container with the pod's volumes \
+at their mount paths). Needs root.
+
+Images are NOT pulled: main and sidecars run on this machine's own filesystem, with their command, \
+args, env and workingDir from the manifest; a container whose command is Argo's executor \
+(`argoexec ...`) runs this binary. Volumes: emptyDir and downwardAPI are made in the work \
+directory, secret and configMap come from --secrets and --configmaps, hostPath is used as given.
+
+Prints each container's exit code, the step's phase and its outputs (as the wait container \
+reported them); exits 0 when the step succeeded, 1 when it did not.";
 
 /// `argoexec run`.
 #[derive(Debug, Args)]
@@ -172,9 +204,29 @@ pub(crate) struct RunArgs {
     /// Secrets, as mounted in a pod: files DIR/<secret>/<key>
     #[arg(long, value_name = "DIR")]
     pub(crate) secrets: Option<PathBuf>,
-    /// Artifact repository to use instead of the template's (YAML or JSON)
+    /// ConfigMaps, the same way: files DIR/<configmap>/<key>
+    #[arg(long, value_name = "DIR")]
+    pub(crate) configmaps: Option<PathBuf>,
+    /// Artifact repository to use instead of the template's (YAML or JSON of Argo's
+    /// ArtifactRepository: s3, gcs, azure, oss, artifactory or hdfs, and archiveLogs); becomes the
+    /// template's archiveLocation with key {{workflow.name}}/{{pod.name}}
     #[arg(long, value_name = "FILE")]
     pub(crate) artifact_repo: Option<PathBuf>,
+    /// Work directory of the run: volumes, pod state, the outputs report and the default artifact
+    /// repository (DIR/artifacts). Kept. [default: a new directory in $TMPDIR or /var/tmp, removed
+    /// at the end unless --keep]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) workdir: Option<PathBuf>,
+    /// Keep the temporary work directory
+    #[arg(long)]
+    pub(crate) keep: bool,
+    /// How long sidecars may keep running after wait and main exited before they are killed
+    /// (wait normally kills them), e.g. 30s
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_request_timeout)]
+    pub(crate) linger: Duration,
+    /// Do not echo the containers' output on stderr
+    #[arg(long, short = 'q')]
+    pub(crate) quiet: bool,
     /// Output format of the result
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub(crate) output: String,

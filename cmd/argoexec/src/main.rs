@@ -141,14 +141,22 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
             .into())
         }
+        Command::Pause => {
+            argoexec_localpod::pause_main()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Shim { spec } => {
+            let code = argoexec_localpod::shim_main(&spec)?;
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)))
+        }
+        Command::Exec { args } => {
+            let code = argoexec_localpod::exec_main(&args);
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)))
+        }
         Command::Run(args) => {
             let pod = argoexec_pod::StepPod::load(&args.pod)?;
             if !args.dry_run {
-                return Err(NotImplemented {
-                    command: "run",
-                    what: "the local pod runner; --dry-run checks and describes the pod",
-                }
-                .into());
+                return run_local(&pod, &args);
             }
             if args.output == "json" {
                 let doc = serde_json::json!({
@@ -163,6 +171,60 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `argoexec run` without `--dry-run`: runs the pod, prints the result, exits 0 if the step
+/// succeeded and 1 if not.
+fn run_local(pod: &argoexec_pod::StepPod, args: &cli::RunArgs) -> Result<ExitCode, Failure> {
+    let (workdir, temp) = match &args.workdir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("create work directory {}", dir.display()))?;
+            (dir.clone(), None)
+        }
+        None => {
+            let base =
+                std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from);
+            let temp = tempfile::Builder::new()
+                .prefix("argoexec-run-")
+                .tempdir_in(&base)
+                .with_context(|| format!("create a work directory in {}", base.display()))?;
+            (temp.path().to_owned(), Some(temp))
+        }
+    };
+    let options = argoexec_localpod::RunOptions {
+        secrets: args.secrets.clone(),
+        configmaps: args.configmaps.clone(),
+        artifact_repo: args.artifact_repo.clone(),
+        workdir: workdir.clone(),
+        exe: std::env::current_exe().context("locate this binary")?,
+        linger: args.linger,
+        echo: !args.quiet,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
+    let report = runtime.block_on(argoexec_localpod::run_pod(pod, &options));
+    match temp {
+        Some(temp) if args.keep => {
+            let kept = temp.keep();
+            tracing::info!(workdir = %kept.display(), "Work directory kept");
+        }
+        Some(_) => {}
+        None => tracing::info!(workdir = %workdir.display(), "Work directory kept"),
+    }
+    let report = report?;
+    if args.output == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("render the report")?
+        );
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(if report.phase == argoexec_localpod::Phase::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Driver settings from the configuration.

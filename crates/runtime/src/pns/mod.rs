@@ -147,6 +147,29 @@ impl Pns {
         discovery::get(&known, container).ok_or_else(|| not_found(container))
     }
 
+    /// The container once discovery has seen it, or, when the pod state directory says it has
+    /// already exited (it lived less than a scan, e.g. `exit 3` at once), its exit code: a
+    /// container that came and went unseen must not leave wait waiting forever.
+    async fn seen(&self, container: &str) -> Result<Seen, Error> {
+        let Some(dir) = &self.state_dir else {
+            return self.started(container).await.map(Seen::Found);
+        };
+        tokio::select! {
+            found = self.started(container) => found.map(Seen::Found),
+            code = state_dir::exit_code(dir, container, FOREVER) => {
+                if let Some(found) = discovery::get(&self.discovery.known().borrow(), container) {
+                    return Ok(Seen::Found(found));
+                }
+                tracing::warn!(
+                    container,
+                    exit_code = ?code,
+                    "The container exited before it was seen: its files cannot be read"
+                );
+                Ok(Seen::Gone(code))
+            }
+        }
+    }
+
     /// The container if it is known now or after a fresh scan, else `ContainerNotFound`.
     async fn lookup(&self, container: &str) -> Result<Arc<Found>, Error> {
         let mut known = self.discovery.known();
@@ -164,6 +187,17 @@ impl Pns {
         discovery::get(&known, container).ok_or_else(|| not_found(container))
     }
 }
+
+/// What became of a container wait asked about.
+enum Seen {
+    /// Discovery found its root process (and holds its root and pidfd).
+    Found(Arc<Found>),
+    /// It exited, with this code, before discovery saw it.
+    Gone(Option<i32>),
+}
+
+/// A bound long enough to mean "until it happens" for [`state_dir::exit_code`].
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn not_found(container: &str) -> Error {
     Error::ContainerNotFound {
@@ -189,12 +223,15 @@ impl ContainerRuntime for Pns {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn wait_started(&self, container: &str) -> Result<(), Error> {
-        self.started(container).await.map(|_| ())
+        self.seen(container).await.map(|_| ())
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn wait_exited(&self, container: &str) -> Result<ExitStatus, Error> {
-        let found = self.started(container).await?;
+        let found = match self.seen(container).await? {
+            Seen::Found(found) => found,
+            Seen::Gone(code) => return Ok(ExitStatus { code }),
+        };
         if let Some(pidfd) = &found.pidfd {
             process::exited(pidfd).await.map_err(|source| {
                 Error::io(format!("wait for pid {} to exit", found.pid), source)

@@ -1,0 +1,52 @@
+//! Runs one Argo step on this machine, with no cluster, as kubelet runs the pod Argo's controller
+//! generated: `argoexec run --pod POD.yaml`.
+//!
+//! # A pod out of Linux namespaces
+//!
+//! | Process | What it is |
+//! |---|---|
+//! | runner (`argoexec run`) | kubelet: prepares volumes and each container's environment, starts the rest, watches deadlines, kills lingering sidecars, reads the result |
+//! | pause (`argoexec __pause`) | PID 1 of the pod's new PID namespace; reaps orphans; when it dies, the kernel kills the pod |
+//! | shim (`argoexec __shim SPEC`), one per container | containerd's shim: outside the pod's PID namespace, enters it for its children, owns a mount and UTS namespace, builds the container's root, holds its stdout/stderr and writes the pod state files |
+//! | trampoline (`argoexec __exec -- CMD`) | the container's first process: in the pod's PID namespace with its parent outside (parent pid 0 inside), mounts the pod's `/proc`, then execs the command in place |
+//!
+//! Containers share the PID namespace (`shareProcessNamespace` semantics: each sees the others'
+//! processes) and this machine's network; each has its own mount namespace whose root is a tmpfs
+//! holding bind mounts of this machine's top-level directories (images are not pulled), a private
+//! `/tmp`, `/run` and `/dev` (with `/dev/termination-log`), this binary at `/.argoexec/argoexec`, and the
+//! pod's volumes at their mount paths. Directories that a mount path needs under this machine's
+//! top-level directories (say `/mnt/data`) are created on this machine; new top-level ones (`/argo`,
+//! `/mainctrfs`) live in the container's root only.
+//!
+//! # The pod state directory
+//!
+//! Shared with the PNS runtime: for every container, `<state>/<container>/stdout` (stdout only) and
+//! `combined` (stdout and stderr interleaved as read) are written while it runs, and `exitcode`
+//! (decimal; a signal N gives 128+N) last, once both pipes reached their end. The wait container
+//! gets its path in [`POD_STATE_DIR_ENV`], the report file in [`REPORT_FILE_ENV`], and init and
+//! wait get a directory object store in [`LOCAL_REPOSITORY_ENV`].
+//!
+//! # No `unsafe`
+//!
+//! The workspace allows `unsafe` only in crates that document why they need it, naming namespaces
+//! as an example. This one does not: `nix` wraps `unshare`, `setns`, `mount` and `pivot_root` as
+//! safe functions, and the two steps that would otherwise need `fork` or `pre_exec` are done by
+//! running this binary again instead. The PID namespace is unshared on a short-lived thread whose
+//! only child is the pause process; a container's process enters `/proc` and its command through
+//! the trampoline, an ordinary `exec`.
+
+mod env;
+mod error;
+mod pause;
+mod repo;
+mod runner;
+mod shim;
+mod volumes;
+
+pub use error::Error;
+pub use pause::pause_main;
+pub use runner::{
+    ContainerResult, LOCAL_REPOSITORY_ENV, POD_STATE_DIR_ENV, Phase, PodReport, REPORT_FILE_ENV,
+    Role, RunOptions, run_pod,
+};
+pub use shim::{BindMount, ShimSpec, exec_main, shim_main};
