@@ -1,6 +1,7 @@
 //! A TCP proxy in front of a test server that injects faults, one per accepted connection in the
 //! order given, then passes traffic through: a connection closed before any answer, an HTTP 503
-//! with S3's `SlowDown` code, or a response cut short after some bytes.
+//! (S3's `SlowDown`, or a plain one), a response cut short or reset after some bytes, or a
+//! response that stalls after some bytes while the connection stays open.
 
 // Each test binary that includes this file uses a different part of it.
 #![allow(dead_code)]
@@ -8,8 +9,10 @@
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 /// What the proxy does with one connection.
 #[derive(Debug, Clone, Copy)]
@@ -18,8 +21,27 @@ pub(crate) enum Fault {
     Close,
     /// Answer `503 Slow Down` with an S3 error body.
     SlowDown,
-    /// Pass through, but cut the response after this many bytes.
+    /// Answer a plain `503 Service Unavailable` with a one-line text body.
+    Unavailable,
+    /// Pass through, but cut the response after this many bytes (a clean close, FIN).
     CutAfter(usize),
+    /// Pass through, but reset the connection (RST) after this many bytes of the response.
+    ResetAfter(usize),
+    /// Pass through, but send nothing more after this many bytes of the response while keeping
+    /// the connection open, until the client hangs up (or [`STALL_LIMIT`] passes). With 0, the
+    /// request reaches the server but no answer ever comes.
+    StallAfter(usize),
+}
+
+/// How long a stalled connection is held at most, so that a test that never gives up still ends.
+pub(crate) const STALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// What happens when a response reaches its byte limit.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Close,
+    Reset,
+    Stall,
 }
 
 /// A running proxy; it stops accepting when dropped (its threads end with their connections).
@@ -81,32 +103,51 @@ fn serve(mut client: TcpStream, upstream: u16, fault: Option<Fault>) {
             read_head(&mut client);
             let _ = client.shutdown(Shutdown::Both);
         }
-        Some(Fault::SlowDown) => {
-            read_head(&mut client);
-            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
-            let _ = write!(
-                client,
-                "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = client.shutdown(Shutdown::Both);
-        }
-        Some(Fault::CutAfter(limit)) => pipe(client, upstream, Some(limit)),
+        Some(Fault::SlowDown) => respond(
+            client,
+            "503 Slow Down",
+            "application/xml",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+        ),
+        Some(Fault::Unavailable) => respond(
+            client,
+            "503 Service Unavailable",
+            "text/plain",
+            "fault proxy: try again later\n",
+        ),
+        Some(Fault::CutAfter(limit)) => pipe(client, upstream, Some((limit, Stop::Close))),
+        Some(Fault::ResetAfter(limit)) => pipe(client, upstream, Some((limit, Stop::Reset))),
+        Some(Fault::StallAfter(limit)) => pipe(client, upstream, Some((limit, Stop::Stall))),
         None => pipe(client, upstream, None),
     }
 }
 
-fn pipe(client: TcpStream, upstream: u16, limit: Option<usize>) {
+/// Reads the request head, answers with `status` and `body`, and closes.
+fn respond(mut client: TcpStream, status: &str, content_type: &str, body: &str) {
+    read_head(&mut client);
+    let _ = write!(
+        client,
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.shutdown(Shutdown::Both);
+}
+
+fn pipe(client: TcpStream, upstream: u16, limit: Option<(usize, Stop)>) {
     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
         return;
     };
     let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    // Says when the client has hung up (or shut down), which ends a stall.
+    let (hung_up, client_gone) = mpsc::channel::<()>();
     thread::spawn(move || {
         let _ = std::io::copy(&mut c_read, &mut s_write);
         let _ = s_write.shutdown(Shutdown::Write);
+        let _ = hung_up.send(());
     });
     let (mut s_read, mut c_write) = (server, client);
     let mut sent = 0usize;
+    let mut stop = Stop::Close;
     let mut buf = [0u8; 16384];
     loop {
         let n = match s_read.read(&mut buf) {
@@ -114,8 +155,9 @@ fn pipe(client: TcpStream, upstream: u16, limit: Option<usize>) {
             Ok(n) => n,
         };
         let n = match limit {
-            Some(limit) if sent + n >= limit => {
+            Some((limit, how)) if sent + n >= limit => {
                 let _ = c_write.write_all(&buf[..limit - sent]);
+                stop = how;
                 break;
             }
             _ => n,
@@ -124,6 +166,23 @@ fn pipe(client: TcpStream, upstream: u16, limit: Option<usize>) {
             break;
         }
         sent += n;
+    }
+    match stop {
+        Stop::Close => {}
+        Stop::Reset => {
+            // Closing with a zero linger time sends RST instead of FIN: the client reads
+            // "connection reset by peer". Shutting down the read side first wakes the thread
+            // that holds the other handle, so the close happens now.
+            let _ = socket2::SockRef::from(&c_write).set_linger(Some(Duration::ZERO));
+            let _ = c_write.shutdown(Shutdown::Read);
+            let _ = client_gone.recv_timeout(Duration::from_secs(5));
+            drop(c_write);
+            let _ = s_read.shutdown(Shutdown::Both);
+            return;
+        }
+        Stop::Stall => {
+            let _ = client_gone.recv_timeout(STALL_LIMIT);
+        }
     }
     let _ = c_write.shutdown(Shutdown::Both);
     let _ = s_read.shutdown(Shutdown::Both);

@@ -33,7 +33,16 @@ impl S3Server {
     /// Starts a server with an empty store; panics, saying how to install it, when s3s-fs is
     /// missing.
     pub(crate) fn start() -> Self {
-        let data = tempfile::tempdir().unwrap();
+        Self::start_with(tempfile::tempdir().unwrap())
+    }
+
+    /// Like [`S3Server::start`], with the store in a fresh folder under `parent` (a benchmark
+    /// keeps its gigabytes off `/tmp`).
+    pub(crate) fn start_in(parent: &std::path::Path) -> Self {
+        Self::start_with(tempfile::tempdir_in(parent).unwrap())
+    }
+
+    fn start_with(data: tempfile::TempDir) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

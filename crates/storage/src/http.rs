@@ -22,11 +22,26 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::driver::{ByteStream, Driver, Error, Secrets};
 use crate::retry::{is_transient_io, is_transient_status};
 
-/// How long to wait for a TCP (and TLS) connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a response may stall between two reads. There is no total timeout: artifacts are
-/// as large as users make them.
-const READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the HTTP drivers wait for the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTimeouts {
+    /// For a TCP (and TLS) connection.
+    pub connect: Duration,
+    /// For the response head, counted from the start of the request (reqwest's rule, so a PUT
+    /// whose upload takes longer fails), then between two reads of the body. There is no total
+    /// timeout: artifacts are as large as users make them.
+    pub read: Duration,
+}
+
+impl Default for HttpTimeouts {
+    /// 30 s to connect, 300 s to read.
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(30),
+            read: Duration::from_secs(300),
+        }
+    }
+}
 /// How much of an error response's body goes into the message.
 const EXCERPT_LEN: usize = 256;
 
@@ -78,6 +93,15 @@ impl Http {
         location: &HttpArtifact,
         secrets: &S,
     ) -> Result<Self, Error> {
+        Self::from_location_with(location, secrets, HttpTimeouts::default()).await
+    }
+
+    /// [`Http::from_location`] with other timeouts.
+    pub async fn from_location_with<S: Secrets>(
+        location: &HttpArtifact,
+        secrets: &S,
+        timeouts: HttpTimeouts,
+    ) -> Result<Self, Error> {
         let bad = |reason: String| Error::Location {
             driver: "http",
             reason,
@@ -107,7 +131,7 @@ impl Http {
                 Some((chain, key))
             }
         };
-        let client = client(identity)?;
+        let client = client(identity, timeouts)?;
 
         let auth = match auth {
             Some(a) if a.basic_auth.is_some() && a.oauth2.is_some() => {
@@ -147,7 +171,7 @@ impl Http {
     ) -> Result<Self, Error> {
         Ok(Self {
             driver,
-            client: client(None)?,
+            client: client(None, HttpTimeouts::default())?,
             headers: HeaderMap::new(),
             auth: Auth::Basic { username, password },
         })
@@ -204,7 +228,10 @@ impl Driver for Http {
 
 /// A client over rustls with aws-lc-rs, the system's roots and, optionally, a client certificate
 /// (PEM chain, PEM key).
-fn client(identity: Option<(Vec<u8>, Vec<u8>)>) -> Result<reqwest::Client, Error> {
+fn client(
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+    timeouts: HttpTimeouts,
+) -> Result<reqwest::Client, Error> {
     let bad = |reason: String| Error::Location {
         driver: "http",
         reason,
@@ -241,8 +268,8 @@ fn client(identity: Option<(Vec<u8>, Vec<u8>)>) -> Result<reqwest::Client, Error
 
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
+        .connect_timeout(timeouts.connect)
+        .read_timeout(timeouts.read)
         .redirect(reqwest::redirect::Policy::limited(10))
         .build()
         .map_err(|e| bad(format!("http client: {e}")))
@@ -404,11 +431,28 @@ async fn excerpt(response: Response) -> Option<String> {
 }
 
 /// A request that got no response: a connection or timeout failure is transient, as is an I/O
-/// failure of the kinds [`is_transient_io`] names (including those of a streamed request body).
+/// failure of the kinds [`is_transient_io`] names (including those of a streamed request body)
+/// and a connection the server closed before it answered.
 fn request_error(operation: &'static str, url: &str, err: reqwest::Error) -> Error {
-    let transient =
-        err.is_connect() || err.is_timeout() || io_cause(&err).is_some_and(is_transient_io);
+    let transient = err.is_connect()
+        || err.is_timeout()
+        || io_cause(&err).is_some_and(is_transient_io)
+        || connection_dropped(&err);
     Error::request(transient, operation, url, err)
+}
+
+/// Whether the connection closed before the response was complete ("connection closed before
+/// message completed") or was closed or canceled under the request. The server said nothing, so
+/// nothing says the request was refused; GET and PUT may be sent again.
+fn connection_dropped(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message() || hyper.is_closed() || hyper.is_canceled();
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// A failure while streaming a response body, as an I/O error whose kind says whether to retry.

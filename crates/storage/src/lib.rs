@@ -30,7 +30,7 @@ pub use artifactory::Artifactory;
 pub use digest::{Digest, DigestHandle, Digesting};
 pub use driver::{BoxError, ByteStream, Driver, Error, MountedSecrets, Secrets};
 #[cfg(feature = "http")]
-pub use http::{Http, StatusError};
+pub use http::{Http, HttpTimeouts, StatusError};
 pub use local::LocalStore;
 pub use raw::Raw;
 pub use retry::{

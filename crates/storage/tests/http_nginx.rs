@@ -1,6 +1,7 @@
 //! The HTTP and Artifactory drivers against a real nginx (installed by `tests/setup`), started by
 //! each test on a free loopback port with a generated configuration: WebDAV PUT under `/files/`,
-//! basic auth under `/private/`, a 503, a 302 and a header check.
+//! basic auth under `/private/`, a 503, a 302 and a header check. The fault tests put the
+//! fault-injecting proxy of `tests/support` between the driver and nginx.
 
 // A test fails by panicking, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -10,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use argoexec_storage::{Artifactory, ByteStream, Driver, Error, Http, MountedSecrets};
+use argoexec_storage::{
+    Artifactory, ByteStream, Digest, Digesting, Driver, Error, Http, HttpTimeouts, MountedSecrets,
+    RetryError, RetryPolicy, write_whole,
+};
 use argoexec_template::{ArtifactoryArtifact, HttpArtifact};
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -22,6 +26,7 @@ const PASSWORD: &str = "wonderland";
 /// stops it whole; its configuration, logs, temp files and document root live in a tempdir.
 struct Nginx {
     child: Child,
+    port: u16,
     base: String,
     dir: tempfile::TempDir,
 }
@@ -189,6 +194,7 @@ fn start() -> Nginx {
     };
     Nginx {
         child,
+        port,
         base: format!("http://127.0.0.1:{port}"),
         dir,
     }
@@ -387,4 +393,234 @@ async fn artifactory_puts_and_gets_with_basic_auth() {
     let err = read_all(&wrong, &url).await.unwrap_err();
     assert!(matches!(err, Error::Failed { .. }), "{err}");
     assert!(chain(&err).starts_with(&format!("GET {url}: 401 Unauthorized")));
+}
+
+#[path = "../../../tests/support/faultproxy.rs"]
+mod faultproxy;
+
+use faultproxy::{Fault, FaultProxy};
+
+/// Short enough that a stalled connection costs a test one second.
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A plain driver that gives up on a stalled connection after [`READ_TIMEOUT`].
+async fn impatient() -> Http {
+    let location: HttpArtifact = serde_json::from_value(serde_json::json!({})).unwrap();
+    let timeouts = HttpTimeouts {
+        read: READ_TIMEOUT,
+        ..HttpTimeouts::default()
+    };
+    Http::from_location_with(&location, &MountedSecrets::new("/nonexistent"), timeouts)
+        .await
+        .unwrap()
+}
+
+/// Argo's policy with quick, exact waits.
+fn retries(attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        attempts,
+        initial: Duration::from_millis(20),
+        jitter: 0.0,
+        ..RetryPolicy::default()
+    }
+}
+
+/// 8 MiB of random bytes (more than a socket buffer holds, so faults land mid-transfer) and
+/// their digest as the driver reports it.
+fn payload() -> (Vec<u8>, String) {
+    use sha2::Digest as _;
+    let mut rng = fastrand::Rng::with_seed(42);
+    let data: Vec<u8> = (0..8 << 20).map(|_| rng.u8(..)).collect();
+    let sha = format!("sha256:{:x}", sha2::Sha256::digest(&data));
+    (data, sha)
+}
+
+/// nginx serving [`payload`] at `/files/big.bin`, behind a proxy that injects `faults`.
+struct BigFile {
+    _server: Nginx,
+    proxy: FaultProxy,
+    /// The file's URL through the proxy.
+    url: String,
+    data: Vec<u8>,
+    sha: String,
+}
+
+fn big_file_behind(faults: Vec<Fault>) -> BigFile {
+    let server = start();
+    let (data, sha) = payload();
+    std::fs::write(server.root().join("files/big.bin"), &data).unwrap();
+    let proxy = FaultProxy::start(server.port, faults);
+    let url = format!("http://127.0.0.1:{}/files/big.bin", proxy.port);
+    BigFile {
+        _server: server,
+        proxy,
+        url,
+        data,
+        sha,
+    }
+}
+
+/// Downloads `url` into `dest` whole, as init loads a file: every attempt starts afresh, a body
+/// cut short fails the attempt with its I/O cause.
+async fn download(
+    driver: &Http,
+    url: &str,
+    dest: &Path,
+    policy: &RetryPolicy,
+) -> Result<Digest, RetryError<Error>> {
+    policy
+        .run("download", |_| async {
+            let (stream, digest) = Digesting::new(driver.get(url).await?);
+            write_whole(stream.boxed(), dest)
+                .await
+                .map_err(|e| Error::io("GET", url, e))?;
+            Ok(digest
+                .get()
+                .expect("a stream that ended cleanly has a digest"))
+        })
+        .await
+}
+
+/// Uploads `data` to `url`, each attempt with a fresh body.
+async fn upload(
+    driver: &Http,
+    url: &str,
+    data: &[u8],
+    policy: &RetryPolicy,
+) -> Result<(), RetryError<Error>> {
+    policy.run("upload", |_| driver.put(url, body(data))).await
+}
+
+/// The retried operation's failure, as `main` prints it.
+fn gave_up(err: &RetryError<Error>) -> String {
+    argoexec_storage::chain(err)
+}
+
+#[tokio::test]
+async fn get_survives_a_dropped_connection_a_reset_a_stall_and_a_503_with_identical_bytes() {
+    let big = big_file_behind(vec![
+        Fault::Close,
+        Fault::ResetAfter(1 << 20),
+        Fault::StallAfter(1 << 20),
+        Fault::Unavailable,
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("big.bin");
+
+    let digest = download(&impatient().await, &big.url, &dest, &retries(5))
+        .await
+        .unwrap();
+    assert_eq!(big.proxy.remaining(), 0, "every fault was met");
+    assert_eq!(
+        *big.proxy.accepted.lock().unwrap(),
+        5,
+        "one connection per attempt"
+    );
+    assert_eq!(digest.sha256, big.sha);
+    assert_eq!(digest.size, big.data.len() as u64);
+    assert!(
+        std::fs::read(&dest).unwrap() == big.data,
+        "the file is whole and exact"
+    );
+}
+
+#[tokio::test]
+async fn put_survives_a_dropped_upload_a_stall_and_a_503_with_identical_bytes() {
+    let server = start();
+    let (data, sha) = payload();
+    let proxy = FaultProxy::start(
+        server.port,
+        vec![Fault::Close, Fault::StallAfter(0), Fault::Unavailable],
+    );
+    let url = format!("http://127.0.0.1:{}/files/up/big.bin", proxy.port);
+
+    upload(&impatient().await, &url, &data, &retries(4))
+        .await
+        .unwrap();
+    assert_eq!(proxy.remaining(), 0, "every fault was met");
+    assert!(on_disk(&server.root(), "files/up/big.bin") == data);
+    // Read back past the proxy: the server holds exactly what was sent.
+    let out = tempfile::tempdir().unwrap();
+    let digest = download(
+        &plain().await,
+        &server.url("/files/up/big.bin"),
+        &out.path().join("back.bin"),
+        &RetryPolicy::none(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(digest.sha256, sha);
+}
+
+#[tokio::test]
+async fn get_gives_up_on_resets_naming_the_url_and_the_cause() {
+    // Bound whole: the server and the proxy live as long as the test.
+    let big = big_file_behind(vec![Fault::ResetAfter(1 << 20); 5]);
+    let url = &big.url;
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("big.bin");
+
+    let err = download(&impatient().await, url, &dest, &retries(3))
+        .await
+        .unwrap_err();
+    assert_eq!(err.attempts, 3);
+    let text = gave_up(&err);
+    assert!(
+        text.starts_with(&format!(
+            "gave up after 3 attempts: GET {url}: transient failure: "
+        )),
+        "{text}"
+    );
+    assert!(text.to_lowercase().contains("connection reset"), "{text}");
+    assert!(!dest.exists(), "nothing half-written is left");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn get_gives_up_on_stalls_naming_the_url_and_the_timeout() {
+    let big = big_file_behind(vec![Fault::StallAfter(1 << 20); 5]);
+    let url = &big.url;
+    let out = tempfile::tempdir().unwrap();
+
+    let started = Instant::now();
+    let err = download(
+        &impatient().await,
+        url,
+        &out.path().join("big.bin"),
+        &retries(2),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "stalls are cut by the read timeout"
+    );
+    let text = gave_up(&err);
+    assert!(
+        text.starts_with(&format!(
+            "gave up after 2 attempts: GET {url}: transient failure: "
+        )),
+        "{text}"
+    );
+    assert!(text.contains("timed out"), "{text}");
+}
+
+#[tokio::test]
+async fn put_gives_up_on_503s_naming_the_url_and_the_status() {
+    let server = start();
+    let proxy = FaultProxy::start(server.port, vec![Fault::Unavailable; 5]);
+    let url = format!("http://127.0.0.1:{}/files/never.bin", proxy.port);
+
+    let err = upload(&impatient().await, &url, b"data", &retries(3))
+        .await
+        .unwrap_err();
+    assert_eq!(err.attempts, 3);
+    assert_eq!(
+        gave_up(&err),
+        format!(
+            "gave up after 3 attempts: PUT {url}: transient failure: 503 Service Unavailable: \
+             fault proxy: try again later"
+        )
+    );
+    assert!(!server.root().join("files/never.bin").exists());
 }
