@@ -442,3 +442,82 @@ fn refuses_an_archive_that_reaches_outside_and_leaves_nothing() {
     let left: Vec<_> = std::fs::read_dir(&arts).unwrap().collect();
     assert!(left.is_empty(), "staging left behind: {left:?}");
 }
+
+#[path = "support/gitrepos.rs"]
+mod gitrepos;
+#[path = "support/nginx.rs"]
+mod nginx;
+
+#[test]
+fn checks_out_a_git_input_at_a_tag_and_a_branch_with_mode() {
+    let Some(fx) = gitrepos::Fixture::new() else {
+        return;
+    };
+    let Some(daemon) = gitrepos::GitDaemon::start(&fx.root) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let template = serde_json::json!({
+        "name": "build",
+        "container": {"image": "golang", "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+        "inputs": {"artifacts": [
+            {"name": "src", "path": "/src", "git": {"repo": daemon.url("repo.git"), "revision": "v1"}},
+            {"name": "feature", "path": "/work/feature", "mode": 448,
+             "git": {"repo": daemon.url("repo.git"), "revision": "feature", "depth": 1}},
+        ]}
+    });
+    let out = init(
+        root.path(),
+        &template,
+        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let src = root.path().join("argo/inputs/artifacts/src");
+    assert_eq!(
+        std::fs::read_to_string(src.join("README")).unwrap(),
+        "one\n"
+    );
+    assert!(
+        src.join(".git").is_dir(),
+        "the destination is a working tree"
+    );
+    let feature = root.path().join("mainctrfs/work/feature");
+    assert_eq!(
+        std::fs::read_to_string(feature.join("feature.txt")).unwrap(),
+        "feature\n"
+    );
+    // Without recurseMode, as in Argo, the mode is the working tree's own.
+    assert_eq!(mode(&feature), 0o700);
+    assert_eq!(mode(&feature.join("feature.txt")), 0o644);
+    assert!(
+        stderr.contains(&fx.one) && stderr.contains(&fx.feature),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_git_revision_fails_init_naming_it() {
+    let Some(fx) = gitrepos::Fixture::new() else {
+        return;
+    };
+    let url = format!("file://{}", fx.root.join("repo.git").display());
+    let root = tempfile::tempdir().unwrap();
+    let template = serde_json::json!({
+        "name": "t",
+        "container": {"image": "a"},
+        "inputs": {"artifacts": [
+            {"name": "src", "path": "/src", "git": {"repo": url, "revision": "v9"}},
+        ]}
+    });
+    let out = init(
+        root.path(),
+        &template,
+        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
+    );
+    assert_eq!(out.status.code(), Some(64));
+    let log = std::fs::read_to_string(root.path().join("termination-log")).unwrap();
+    assert!(log.starts_with("artifact src failed to load"), "{log}");
+    assert!(log.contains("\"v9\"") && log.contains(&url), "{log}");
+    assert!(!root.path().join("argo/inputs/artifacts/src").exists());
+}

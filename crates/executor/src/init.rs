@@ -235,10 +235,17 @@ async fn load_input<S: Secrets>(
         }
         None => options.paths.input_artifacts().join(&name),
     };
-    // Each attempt starts afresh: place() and download_dir() leave nothing behind on failure.
+    // Each attempt starts afresh: place(), download_dir() and checkout() leave nothing behind on
+    // failure.
     let result = options
         .retry
         .run("load artifact", |_| async {
+            // A git location is a working tree, checked out whole; there is nothing to unpack
+            // (Argo's auto-detection never finds a tarball in a directory).
+            if driver.is_checkout() {
+                driver.checkout(&dest).await?;
+                return Ok::<_, PlaceError>(None);
+            }
             // A key with objects under it is a directory (s3, gcs, azure, oss); drivers that
             // have no directories answer no.
             if !key.is_empty() && driver.is_dir(&key).await? {

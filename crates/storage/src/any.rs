@@ -3,11 +3,14 @@
 use argoexec_template::{ArtifactLocation, LocationKind};
 
 use crate::driver::{ByteStream, Driver, Error, Secrets};
+#[cfg(feature = "git")]
+use crate::git::Git;
 use crate::raw::Raw;
 #[cfg(feature = "s3")]
 use crate::s3::{S3, S3Tuning};
 #[cfg(feature = "http")]
 use crate::{artifactory::Artifactory, http::Http};
+use std::path::Path;
 
 /// Settings drivers take beyond the location.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +34,9 @@ pub enum AnyDriver {
     /// `artifactory`: an Artifactory repository (HTTP with basic auth).
     #[cfg(feature = "http")]
     Artifactory(Artifactory),
+    /// `git`: a repository, checked out whole (input only).
+    #[cfg(feature = "git")]
+    Git(Git),
 }
 
 impl AnyDriver {
@@ -88,6 +94,16 @@ impl AnyDriver {
                     url,
                 ))
             }
+            #[cfg(feature = "git")]
+            LocationKind::Git => {
+                let git = location.git.as_ref().ok_or(Error::Location {
+                    driver: "git",
+                    reason: "no git location".into(),
+                })?;
+                let git = Git::from_location(git, secrets).await?;
+                let repo = git.repo().to_owned();
+                Ok((Self::Git(git), repo))
+            }
             other => Err(Error::Unsupported {
                 driver: other.as_str(),
                 operation: "transfers in this build (driver not implemented yet)",
@@ -106,6 +122,8 @@ impl Driver for AnyDriver {
             Self::Http(d) => d.name(),
             #[cfg(feature = "http")]
             Self::Artifactory(d) => d.name(),
+            #[cfg(feature = "git")]
+            Self::Git(d) => d.name(),
         }
     }
 
@@ -118,6 +136,8 @@ impl Driver for AnyDriver {
             Self::Http(d) => d.get(key).await,
             #[cfg(feature = "http")]
             Self::Artifactory(d) => d.get(key).await,
+            #[cfg(feature = "git")]
+            Self::Git(d) => d.get(key).await,
         }
     }
 
@@ -130,6 +150,8 @@ impl Driver for AnyDriver {
             Self::Http(d) => d.put(key, body).await,
             #[cfg(feature = "http")]
             Self::Artifactory(d) => d.put(key, body).await,
+            #[cfg(feature = "git")]
+            Self::Git(d) => d.put(key, body).await,
         }
     }
 
@@ -142,6 +164,8 @@ impl Driver for AnyDriver {
             Self::Http(d) => d.list(prefix).await,
             #[cfg(feature = "http")]
             Self::Artifactory(d) => d.list(prefix).await,
+            #[cfg(feature = "git")]
+            Self::Git(d) => d.list(prefix).await,
         }
     }
 
@@ -154,6 +178,36 @@ impl Driver for AnyDriver {
             Self::Http(d) => d.is_dir(key).await,
             #[cfg(feature = "http")]
             Self::Artifactory(d) => d.is_dir(key).await,
+            #[cfg(feature = "git")]
+            Self::Git(d) => d.is_dir(key).await,
+        }
+    }
+
+    fn is_checkout(&self) -> bool {
+        match self {
+            Self::Raw(d) => d.is_checkout(),
+            #[cfg(feature = "s3")]
+            Self::S3(d) => d.is_checkout(),
+            #[cfg(feature = "http")]
+            Self::Http(d) => d.is_checkout(),
+            #[cfg(feature = "http")]
+            Self::Artifactory(d) => d.is_checkout(),
+            #[cfg(feature = "git")]
+            Self::Git(d) => d.is_checkout(),
+        }
+    }
+
+    async fn checkout(&self, dest: &Path) -> Result<String, Error> {
+        match self {
+            Self::Raw(d) => d.checkout(dest).await,
+            #[cfg(feature = "s3")]
+            Self::S3(d) => d.checkout(dest).await,
+            #[cfg(feature = "http")]
+            Self::Http(d) => d.checkout(dest).await,
+            #[cfg(feature = "http")]
+            Self::Artifactory(d) => d.checkout(dest).await,
+            #[cfg(feature = "git")]
+            Self::Git(d) => d.checkout(dest).await,
         }
     }
 
@@ -166,6 +220,8 @@ impl Driver for AnyDriver {
             Self::Http(d) => d.delete(key).await,
             #[cfg(feature = "http")]
             Self::Artifactory(d) => d.delete(key).await,
+            #[cfg(feature = "git")]
+            Self::Git(d) => d.delete(key).await,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use k8s_openapi::api::core::v1::SecretKeySelector;
 
 use crate::retry::{Retryable, is_transient_io};
 
@@ -124,7 +125,7 @@ impl Retryable for Error {
 /// (an object key, a URL).
 ///
 /// Required: [`Driver::name`] and [`Driver::get`]. The rest default to "unsupported" (or, for
-/// [`Driver::is_dir`], to "no"), as most read-only backends want.
+/// [`Driver::is_dir`] and [`Driver::is_checkout`], to "no"), as most read-only backends want.
 pub trait Driver: Send + Sync {
     /// The location kind, for messages (`s3`, `http`, ...).
     fn name(&self) -> &'static str;
@@ -160,6 +161,26 @@ pub trait Driver: Send + Sync {
     fn is_dir(&self, key: &str) -> impl Future<Output = Result<bool, Error>> + Send {
         let _ = key;
         async { Ok(false) }
+    }
+
+    /// Whether this driver's locations are whole trees fetched with [`Driver::checkout`] (a git
+    /// repository) rather than objects read by key. Defaults to no.
+    fn is_checkout(&self) -> bool {
+        false
+    }
+
+    /// Fetches the whole location into `dest`, which appears complete or not at all (an earlier
+    /// `dest` is replaced). Returns what was checked out (a commit id), for the log. Defaults to
+    /// "unsupported".
+    fn checkout(&self, dest: &Path) -> impl Future<Output = Result<String, Error>> + Send {
+        let _ = dest;
+        let name = self.name();
+        async move {
+            Err(Error::Unsupported {
+                driver: name,
+                operation: "checking out",
+            })
+        }
     }
 
     /// Deletes an object.
@@ -217,4 +238,19 @@ impl Secrets for MountedSecrets {
                 source,
             })
     }
+}
+
+/// A secret holding text (a user name, a URL), trimmed as the S3 driver trims its keys.
+pub(crate) async fn text_secret<S: Secrets>(
+    secrets: &S,
+    selector: &SecretKeySelector,
+) -> Result<String, Error> {
+    let bytes = secrets.get(&selector.name, &selector.key).await?;
+    String::from_utf8(bytes)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| Error::Secret {
+            name: selector.name.clone(),
+            key: selector.key.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })
 }

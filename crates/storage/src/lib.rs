@@ -7,14 +7,17 @@
 //! ([`MountedSecrets`] reads Argo's `/argo/secret/<name>/<key>` files).
 //!
 //! Drivers so far: [`LocalStore`] (a directory, the local runner's default repository), [`Raw`],
-//! `S3` (feature `s3`), `Http` and `Artifactory` (feature `http`). The gcs, azure, oss, git and
-//! hdfs drivers are not written yet.
+//! `S3` (feature `s3`), `Http` and `Artifactory` (feature `http`), `Git` (feature `git`, input
+//! only: a repository is checked out whole through [`Driver::checkout`]). The gcs, azure, oss
+//! and hdfs drivers are not written yet.
 
 mod any;
 #[cfg(feature = "http")]
 mod artifactory;
 mod digest;
 mod driver;
+#[cfg(feature = "git")]
+mod git;
 #[cfg(feature = "http")]
 mod http;
 mod local;
@@ -29,6 +32,8 @@ pub use any::{AnyDriver, StorageOptions};
 pub use artifactory::Artifactory;
 pub use digest::{Digest, DigestHandle, Digesting};
 pub use driver::{BoxError, ByteStream, Driver, Error, MountedSecrets, Secrets};
+#[cfg(feature = "git")]
+pub use git::Git;
 #[cfg(feature = "http")]
 pub use http::{Http, HttpTimeouts, StatusError};
 pub use local::LocalStore;

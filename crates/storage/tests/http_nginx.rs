@@ -6,9 +6,12 @@
 // A test fails by panicking, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../../tests/support/nginx.rs"]
+mod nginx;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use argoexec_storage::{
@@ -57,81 +60,29 @@ impl Nginx {
     }
 }
 
-fn nginx_binary() -> PathBuf {
-    // /usr/sbin is not on every user's PATH.
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("nginx"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("nginx is not installed: run tests/setup (as root) to install it")
-        })
-}
-
-fn htpasswd_line(user: &str, password: &str) -> String {
-    let out = Command::new("openssl")
-        .args(["passwd", "-apr1", password])
-        .output()
-        .expect("openssl is needed to hash the test password");
-    assert!(out.status.success(), "openssl passwd failed");
-    format!("{user}:{}", String::from_utf8(out.stdout).unwrap().trim())
-}
-
-/// Whether the server on `port` serves this instance's marker file.
-fn answers_with(port: u16, marker: &str) -> bool {
-    use std::io::{Read as _, Write as _};
-    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let mut response = String::new();
-    conn.write_all(b"GET /files/instance.txt HTTP/1.0\r\n\r\n")
-        .is_ok()
-        && conn.read_to_string(&mut response).is_ok()
-        && response.ends_with(marker)
-}
-
 fn start() -> Nginx {
-    let nginx = nginx_binary();
+    let nginx = nginx::find().unwrap_or_else(|| {
+        panic!("nginx is not installed: run tests/setup (as root) to install it")
+    });
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for sub in ["www/files", "www/private", "www/token", "tmp", "logs"] {
+    for sub in ["www/files", "www/private", "www/token"] {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
     std::fs::write(d.join("www/files/target.txt"), "redirect target\n").unwrap();
     std::fs::write(d.join("www/token/secret.txt"), "header accepted\n").unwrap();
-    std::fs::write(d.join("htpasswd"), htpasswd_line(USER, PASSWORD) + "\n").unwrap();
+    std::fs::write(
+        d.join("htpasswd"),
+        nginx::htpasswd_line(USER, PASSWORD) + "\n",
+    )
+    .unwrap();
 
+    // This instance answers with its own marker.
     let marker = format!("{}-{}", std::process::id(), fastrand::u64(..));
     std::fs::write(d.join("www/files/instance.txt"), &marker).unwrap();
-    let mut attempt = 0;
-    let (child, port) = 'attempt: loop {
-        attempt += 1;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let p = |sub: &str| d.join(sub).display().to_string();
-        let conf = format!(
+    let server = |_port| {
+        format!(
             r#"
-    daemon off;
-    master_process off;
-    worker_processes 1;
-    pid {pid};
-    error_log {error_log} info;
-    events {{ worker_connections 64; }}
-    http {{
-        access_log {access_log};
-        client_body_temp_path {tmp}/body;
-        proxy_temp_path {tmp}/proxy;
-        fastcgi_temp_path {tmp}/fastcgi;
-        uwsgi_temp_path {tmp}/uwsgi;
-        scgi_temp_path {tmp}/scgi;
-        client_max_body_size 0;
-        server {{
-            listen 127.0.0.1:{port};
             root {www};
             location /files/ {{
                 dav_methods PUT DELETE MKCOL;
@@ -148,50 +99,14 @@ fn start() -> Nginx {
             }}
             location = /unavailable {{ return 503 "try again later"; }}
             location = /moved {{ return 302 /files/target.txt; }}
-        }}
-    }}
-    "#,
-            pid = p("logs/nginx.pid"),
-            error_log = p("logs/error.log"),
-            access_log = p("logs/access.log"),
-            tmp = p("tmp"),
-            www = p("www"),
-            htpasswd = p("htpasswd"),
-        );
-        std::fs::write(d.join("nginx.conf"), conf).unwrap();
-        let mut child = Command::new(&nginx)
-            .arg("-p")
-            .arg(d)
-            .arg("-c")
-            .arg(d.join("nginx.conf"))
-            .arg("-e")
-            .arg(d.join("logs/error.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {} ({e}): run tests/setup", nginx.display()));
-        // The port was free a moment ago; another test's server may take it first. Ready means
-        // this instance answers with its own marker; a failed bind means trying another port.
-        let started = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(d.join("logs/error.log")).unwrap_or_default();
-                if log.contains("Address already in use") && attempt < 5 {
-                    continue 'attempt;
-                }
-                panic!("nginx exited ({status}):\n{log}");
-            }
-            if answers_with(port, &marker) {
-                break 'attempt (child, port);
-            }
-            if started.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("nginx did not answer on port {port} within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            "#,
+            www = d.join("www").display(),
+            htpasswd = d.join("htpasswd").display(),
+        )
     };
+    let (child, port) = nginx::start(&nginx, d, server, |port| {
+        nginx::answers(port, "/files/instance.txt", &marker)
+    });
     Nginx {
         child,
         port,

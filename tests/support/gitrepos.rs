@@ -1,0 +1,337 @@
+//! Git fixtures for the git driver's tests: repositories made with the `git` CLI (branches, tags,
+//! a submodule, a ref outside the branches) and the servers that serve them on 127.0.0.1:
+//! `git daemon` (git://) and smart HTTP (nginx + fcgiwrap + git-http-backend, with a basic-auth
+//! location). `tests/setup` installs nginx and fcgiwrap. Include `nginx.rs` beside this file as
+//! module `nginx` of the same parent.
+//!
+//! A missing program fails the test when `CI` is set and skips it (saying so) otherwise.
+
+// Each test binary that includes this file uses a different part of it.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The user the HTTP server's private location accepts.
+pub(crate) const USER: &str = "alice";
+/// Their password.
+pub(crate) const PASSWORD: &str = "wonderland";
+
+/// `name`, found on PATH or in /usr/sbin (not on every user's PATH). `None` (after saying why)
+/// when it is missing outside CI; in CI a missing program fails the test.
+pub(crate) fn program(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        let message = format!("{name} is not installed: run tests/setup (as root) to install it");
+        assert!(std::env::var_os("CI").is_none(), "{message}");
+        eprintln!("skipped: {message}");
+    }
+    found
+}
+
+/// Runs git in `dir` with a fixed identity and returns its trimmed stdout; panics on failure.
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args([
+            "-c",
+            "protocol.file.allow=always",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run git ({e})"));
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The served repositories and the commits the tests expect.
+pub(crate) struct Fixture {
+    /// Holds everything; removed when dropped.
+    pub(crate) dir: tempfile::TempDir,
+    /// The folder served: `repo.git`, `sub.git`, `empty.git`.
+    pub(crate) root: PathBuf,
+    /// `main~2`, tagged `v1` (annotated): README is "one".
+    pub(crate) one: String,
+    /// `main~1`, tagged `light` (lightweight): README is "two".
+    pub(crate) two: String,
+    /// `main`: README is "three", submodule `sub` (URL `../sub.git`) added.
+    pub(crate) three: String,
+    /// `feature`, on top of `two`: adds feature.txt.
+    pub(crate) feature: String,
+    /// On top of `two`, reachable only through `refs/pull/1/head`: adds pr.txt.
+    pub(crate) pull: String,
+    /// The submodule's only commit: sub.txt.
+    pub(crate) sub: String,
+}
+
+impl Fixture {
+    /// Makes the repositories with the git CLI. `None` when git is missing (outside CI).
+    pub(crate) fn new() -> Option<Self> {
+        program("git")?;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("srv");
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(work.join("sub")).unwrap();
+        std::fs::create_dir_all(work.join("repo")).unwrap();
+
+        let sub = work.join("sub");
+        git(&sub, &["init", "-q"]);
+        std::fs::write(sub.join("sub.txt"), "in the submodule\n").unwrap();
+        git(&sub, &["add", "."]);
+        git(&sub, &["commit", "-q", "-m", "sub"]);
+        let sub_commit = git(&sub, &["rev-parse", "HEAD"]);
+        git(
+            dir.path(),
+            &["clone", "-q", "--bare", "work/sub", "srv/sub.git"],
+        );
+
+        let repo = work.join("repo");
+        let commit = |text: &str, file: &str| {
+            std::fs::write(repo.join(file), text).unwrap();
+            git(&repo, &["add", "."]);
+            git(&repo, &["commit", "-q", "-m", text.trim()]);
+            git(&repo, &["rev-parse", "HEAD"])
+        };
+        git(&repo, &["init", "-q"]);
+        let one = commit("one\n", "README");
+        git(&repo, &["tag", "-a", "v1", "-m", "release one"]);
+        let two = commit("two\n", "README");
+        git(&repo, &["tag", "light"]);
+        git(&repo, &["checkout", "-q", "-b", "feature"]);
+        let feature = commit("feature\n", "feature.txt");
+        git(&repo, &["checkout", "-q", "-b", "pr", &two]);
+        let pull = commit("pull request\n", "pr.txt");
+        git(&repo, &["checkout", "-q", "main"]);
+        let sub_url = root.join("sub.git").display().to_string();
+        git(&repo, &["submodule", "add", "-q", &sub_url, "sub"]);
+        // Relative, as projects write them: resolved against the superproject's remote.
+        git(
+            &repo,
+            &[
+                "config",
+                "-f",
+                ".gitmodules",
+                "submodule.sub.url",
+                "../sub.git",
+            ],
+        );
+        let three = commit("three\n", "README");
+        git(
+            dir.path(),
+            &["clone", "-q", "--bare", "work/repo", "srv/repo.git"],
+        );
+        let bare = root.join("repo.git");
+        git(&bare, &["update-ref", "refs/pull/1/head", &pull]);
+        git(&bare, &["branch", "-D", "pr"]);
+        git(&root, &["init", "-q", "--bare", "empty.git"]);
+        Some(Self {
+            dir,
+            root,
+            one,
+            two,
+            three,
+            feature,
+            pull,
+            sub: sub_commit,
+        })
+    }
+}
+
+/// A free port on 127.0.0.1 (free a moment ago: servers retry when another takes it first).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Children killed when dropped.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `git daemon` serving a fixture's root.
+pub(crate) struct GitDaemon {
+    _children: Children,
+    port: u16,
+}
+
+impl GitDaemon {
+    /// Starts the daemon. `None` when git is missing (outside CI).
+    pub(crate) fn start(root: &Path) -> Option<Self> {
+        program("git")?;
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new("git")
+                .arg("daemon")
+                .arg("--reuseaddr")
+                .arg("--export-all")
+                .arg(format!("--base-path={}", root.display()))
+                .arg("--listen=127.0.0.1")
+                .arg(format!("--port={port}"))
+                .arg(root)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let started = Instant::now();
+            loop {
+                if child.try_wait().unwrap().is_some() {
+                    break; // the port was taken: try another
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(Self {
+                        _children: Children(vec![child]),
+                        port,
+                    });
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "git daemon did not listen on {port} within 10 s"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("git daemon could not find a free port");
+    }
+
+    /// The git:// URL of `name` (e.g. `repo.git`).
+    pub(crate) fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+/// Smart HTTP: nginx in one foreground process, git-http-backend behind fcgiwrap. `/git/<repo>`
+/// is open, `/private/<repo>` needs basic auth.
+pub(crate) struct GitHttp {
+    _children: Children,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl GitHttp {
+    /// Starts fcgiwrap and nginx for a fixture's root. `None` when one is missing (outside CI).
+    pub(crate) fn start(root: &Path) -> Option<Self> {
+        let nginx = program("nginx")?;
+        let fcgiwrap = program("fcgiwrap")?;
+        let backend = PathBuf::from(git(root, &["--exec-path"])).join("git-http-backend");
+        assert!(backend.is_file(), "no {}", backend.display());
+
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("htpasswd"),
+            super::nginx::htpasswd_line(USER, PASSWORD) + "\n",
+        )
+        .unwrap();
+        let socket = d.join("fcgiwrap.sock");
+        let fcgi = Command::new(&fcgiwrap)
+            .args(["-c", "2", "-s"])
+            .arg(format!("unix:{}", socket.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start fcgiwrap ({e}): run tests/setup"));
+        let mut children = Children(vec![fcgi]);
+        let started = Instant::now();
+        while !socket.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "fcgiwrap did not create its socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let cgi = format!(
+            r#"
+                fastcgi_pass unix:{socket};
+                fastcgi_param SCRIPT_FILENAME {backend};
+                fastcgi_param GIT_PROJECT_ROOT {root};
+                fastcgi_param GIT_HTTP_EXPORT_ALL "";
+                fastcgi_param PATH_INFO $1;
+                fastcgi_param QUERY_STRING $query_string;
+                fastcgi_param REQUEST_METHOD $request_method;
+                fastcgi_param CONTENT_TYPE $content_type;
+                fastcgi_param CONTENT_LENGTH $content_length;
+                fastcgi_param REMOTE_USER $remote_user;
+                fastcgi_param GIT_PROTOCOL $http_git_protocol;
+                fastcgi_param HOME {home};
+                fastcgi_read_timeout 300;
+            "#,
+            socket = socket.display(),
+            backend = backend.display(),
+            root = root.display(),
+            home = d.display(),
+        );
+        let server = |_port| {
+            format!(
+                r#"
+            location ~ ^/git(/.*)$ {{ {cgi} }}
+            location ~ ^/private(/.*)$ {{
+                auth_basic "argoexec";
+                auth_basic_user_file {htpasswd};
+                {cgi}
+            }}
+            "#,
+                htpasswd = d.join("htpasswd").display(),
+            )
+        };
+        // Only a server of this fixture serves its repository.
+        let (child, port) = super::nginx::start(&nginx, d, server, |port| {
+            super::nginx::answers(
+                port,
+                "/git/repo.git/info/refs?service=git-upload-pack",
+                "# service=git-upload-pack",
+            )
+        });
+        children.0.push(child);
+        Some(Self {
+            _children: children,
+            port,
+            dir,
+        })
+    }
+
+    /// The URL of `name` under the open location.
+    pub(crate) fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/git/{name}", self.port)
+    }
+
+    /// The URL of `name` under the basic-auth location.
+    pub(crate) fn private_url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/private/{name}", self.port)
+    }
+
+    /// nginx's error log, for failure messages.
+    pub(crate) fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+    }
+}
