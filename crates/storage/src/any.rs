@@ -2,6 +2,8 @@
 
 use argoexec_template::{ArtifactLocation, LocationKind};
 
+#[cfg(feature = "azure")]
+use crate::azure::Azure;
 use crate::driver::{ByteStream, Driver, Error, Secrets};
 use crate::raw::Raw;
 #[cfg(feature = "s3")]
@@ -25,6 +27,9 @@ pub enum AnyDriver {
     /// `s3`: S3 and S3-compatible servers.
     #[cfg(feature = "s3")]
     S3(S3),
+    /// `azure`: Azure Blob Storage.
+    #[cfg(feature = "azure")]
+    Azure(Azure),
     /// `http`: GET and PUT on a URL.
     #[cfg(feature = "http")]
     Http(Http),
@@ -67,6 +72,17 @@ impl AnyDriver {
                     key,
                 ))
             }
+            #[cfg(feature = "azure")]
+            LocationKind::Azure => {
+                let azure = location.azure.as_ref().ok_or(Error::Location {
+                    driver: "azure",
+                    reason: "no azure location".into(),
+                })?;
+                Ok((
+                    Self::Azure(Azure::from_location(azure, secrets).await?),
+                    key,
+                ))
+            }
             #[cfg(feature = "http")]
             LocationKind::Http => {
                 let http = location.http.as_ref().ok_or(Error::Location {
@@ -102,6 +118,8 @@ impl Driver for AnyDriver {
             Self::Raw(d) => d.name(),
             #[cfg(feature = "s3")]
             Self::S3(d) => d.name(),
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.name(),
             #[cfg(feature = "http")]
             Self::Http(d) => d.name(),
             #[cfg(feature = "http")]
@@ -114,6 +132,8 @@ impl Driver for AnyDriver {
             Self::Raw(d) => d.get(key).await,
             #[cfg(feature = "s3")]
             Self::S3(d) => d.get(key).await,
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.get(key).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.get(key).await,
             #[cfg(feature = "http")]
@@ -126,6 +146,8 @@ impl Driver for AnyDriver {
             Self::Raw(d) => d.put(key, body).await,
             #[cfg(feature = "s3")]
             Self::S3(d) => d.put(key, body).await,
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.put(key, body).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.put(key, body).await,
             #[cfg(feature = "http")]
@@ -138,6 +160,8 @@ impl Driver for AnyDriver {
             Self::Raw(d) => d.list(prefix).await,
             #[cfg(feature = "s3")]
             Self::S3(d) => d.list(prefix).await,
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.list(prefix).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.list(prefix).await,
             #[cfg(feature = "http")]
@@ -150,6 +174,8 @@ impl Driver for AnyDriver {
             Self::Raw(d) => d.is_dir(key).await,
             #[cfg(feature = "s3")]
             Self::S3(d) => d.is_dir(key).await,
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.is_dir(key).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.is_dir(key).await,
             #[cfg(feature = "http")]
@@ -162,6 +188,8 @@ impl Driver for AnyDriver {
             Self::Raw(d) => d.delete(key).await,
             #[cfg(feature = "s3")]
             Self::S3(d) => d.delete(key).await,
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.delete(key).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.delete(key).await,
             #[cfg(feature = "http")]

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
+#[cfg(any(feature = "http", feature = "azure"))]
+use k8s_openapi::api::core::v1::SecretKeySelector;
 
 use crate::retry::{Retryable, is_transient_io};
 
@@ -217,4 +219,20 @@ impl Secrets for MountedSecrets {
                 source,
             })
     }
+}
+
+/// A secret holding text (a user name, a URL), trimmed as the S3 driver trims its keys.
+#[cfg(any(feature = "http", feature = "azure"))]
+pub(crate) async fn text_secret<S: Secrets>(
+    secrets: &S,
+    selector: &SecretKeySelector,
+) -> Result<String, Error> {
+    let bytes = secrets.get(&selector.name, &selector.key).await?;
+    String::from_utf8(bytes)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| Error::Secret {
+            name: selector.name.clone(),
+            key: selector.key.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        })
 }

@@ -13,13 +13,12 @@ use std::time::Duration;
 
 use argoexec_template::{HttpArtifact, OAuth2Auth};
 use futures::{StreamExt as _, TryStreamExt as _};
-use k8s_openapi::api::core::v1::SecretKeySelector;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::driver::{ByteStream, Driver, Error, Secrets};
+use crate::driver::{ByteStream, Driver, Error, Secrets, text_secret};
 use crate::retry::{is_transient_io, is_transient_status};
 
 /// How long to wait for a TCP (and TLS) connection.
@@ -248,21 +247,6 @@ fn client(identity: Option<(Vec<u8>, Vec<u8>)>) -> Result<reqwest::Client, Error
         .map_err(|e| bad(format!("http client: {e}")))
 }
 
-/// A secret holding text (a user name, a URL), trimmed as the S3 driver trims its keys.
-async fn text_secret<S: Secrets>(
-    secrets: &S,
-    selector: &SecretKeySelector,
-) -> Result<String, Error> {
-    let bytes = secrets.get(&selector.name, &selector.key).await?;
-    String::from_utf8(bytes)
-        .map(|s| s.trim().to_owned())
-        .map_err(|e| Error::Secret {
-            name: selector.name.clone(),
-            key: selector.key.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidData, e),
-        })
-}
-
 /// Runs the OAuth2 client-credentials flow (RFC 6749 §4.4) and returns the access token.
 ///
 /// Like Go's `clientcredentials` (which Argo uses, with auth style auto-detection), the client
@@ -443,6 +427,7 @@ mod tests {
     use std::collections::HashMap;
 
     use argoexec_template::{BasicAuth, HttpAuth, K8s};
+    use k8s_openapi::api::core::v1::SecretKeySelector;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     struct MapSecrets(HashMap<(String, String), Vec<u8>>);

@@ -7,12 +7,14 @@
 //! ([`MountedSecrets`] reads Argo's `/argo/secret/<name>/<key>` files).
 //!
 //! Drivers so far: [`LocalStore`] (a directory, the local runner's default repository), [`Raw`],
-//! `S3` (feature `s3`), `Http` and `Artifactory` (feature `http`). The gcs, azure, oss, git and
-//! hdfs drivers are not written yet.
+//! `S3` (feature `s3`), `Http` and `Artifactory` (feature `http`) and `Azure` (feature `azure`,
+//! object_store). The gcs, oss, git and hdfs drivers are not written yet.
 
 mod any;
 #[cfg(feature = "http")]
 mod artifactory;
+#[cfg(feature = "azure")]
+mod azure;
 mod digest;
 mod driver;
 #[cfg(feature = "http")]
@@ -27,6 +29,8 @@ mod transfer;
 pub use any::{AnyDriver, StorageOptions};
 #[cfg(feature = "http")]
 pub use artifactory::Artifactory;
+#[cfg(feature = "azure")]
+pub use azure::Azure;
 pub use digest::{Digest, DigestHandle, Digesting};
 pub use driver::{BoxError, ByteStream, Driver, Error, MountedSecrets, Secrets};
 #[cfg(feature = "http")]
