@@ -106,6 +106,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                             }),
                         concurrency: config.s3_upload_threads,
                     },
+                    gcs_endpoint: config.gcs_emulator_host.clone(),
                 },
             };
             let secrets = MountedSecrets::new(root.join("argo/secret"));

@@ -70,6 +70,8 @@ vars! {
     ARTIFACT_S3_UPLOAD_THREADS = "4";
     /// S3 multipart part size in MiB (default: grows with the object).
     ARTIFACT_S3_UPLOAD_PART_SIZE_MIB = "";
+    /// GCS endpoint (host:port or URL) to use instead of Google's, e.g. an emulator; as Google's clients honour it.
+    STORAGE_EMULATOR_HOST = "";
     /// W3C trace context of the step (v4).
     TRACEPARENT = "";
     /// OpenTelemetry collector endpoint (v4).

@@ -312,6 +312,8 @@ pub struct Config {
     pub s3_upload_threads: usize,
     /// `ARTIFACT_S3_UPLOAD_PART_SIZE_MIB`.
     pub s3_part_size_mib: Option<u64>,
+    /// `STORAGE_EMULATOR_HOST`: the GCS endpoint to use instead of Google's.
+    pub gcs_emulator_host: Option<String>,
     /// `TRACEPARENT`.
     pub traceparent: Option<String>,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
@@ -513,6 +515,9 @@ impl Config {
                 "a whole number of MiB from 5 to 5120",
                 |s| s.parse::<u64>().ok().filter(|n| (5..=5120).contains(n)),
             )?,
+            gcs_emulator_host: r
+                .string(env::STORAGE_EMULATOR_HOST)?
+                .filter(|s| !s.is_empty()),
             traceparent: id(env::TRACEPARENT)?,
             otlp_endpoint: id(env::OTEL_EXPORTER_OTLP_ENDPOINT)?,
         })

@@ -5,6 +5,8 @@ use argoexec_template::{ArtifactLocation, LocationKind};
 #[cfg(feature = "azure")]
 use crate::azure::Azure;
 use crate::driver::{ByteStream, Driver, Error, Secrets};
+#[cfg(feature = "gcs")]
+use crate::gcs::Gcs;
 use crate::raw::Raw;
 #[cfg(feature = "s3")]
 use crate::s3::{S3, S3Tuning};
@@ -17,6 +19,10 @@ pub struct StorageOptions {
     /// S3 upload tuning.
     #[cfg(feature = "s3")]
     pub s3: S3Tuning,
+    /// The GCS endpoint to use instead of Google's (`STORAGE_EMULATOR_HOST`: `host:port`, plain
+    /// HTTP, or a URL). Requests to it carry no credentials unless a key is given, as with
+    /// Google's own clients.
+    pub gcs_endpoint: Option<String>,
 }
 
 /// Every driver of this build, chosen by [`AnyDriver::for_location`].
@@ -30,6 +36,9 @@ pub enum AnyDriver {
     /// `azure`: Azure Blob Storage.
     #[cfg(feature = "azure")]
     Azure(Azure),
+    /// `gcs`: Google Cloud Storage.
+    #[cfg(feature = "gcs")]
+    Gcs(Gcs),
     /// `http`: GET and PUT on a URL.
     #[cfg(feature = "http")]
     Http(Http),
@@ -83,6 +92,15 @@ impl AnyDriver {
                     key,
                 ))
             }
+            #[cfg(feature = "gcs")]
+            LocationKind::Gcs => {
+                let gcs = location.gcs.as_ref().ok_or(Error::Location {
+                    driver: "gcs",
+                    reason: "no gcs location".into(),
+                })?;
+                let driver = Gcs::from_location(gcs, secrets, options.gcs_endpoint.as_deref());
+                Ok((Self::Gcs(driver.await?), key))
+            }
             #[cfg(feature = "http")]
             LocationKind::Http => {
                 let http = location.http.as_ref().ok_or(Error::Location {
@@ -120,6 +138,8 @@ impl Driver for AnyDriver {
             Self::S3(d) => d.name(),
             #[cfg(feature = "azure")]
             Self::Azure(d) => d.name(),
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.name(),
             #[cfg(feature = "http")]
             Self::Http(d) => d.name(),
             #[cfg(feature = "http")]
@@ -134,6 +154,8 @@ impl Driver for AnyDriver {
             Self::S3(d) => d.get(key).await,
             #[cfg(feature = "azure")]
             Self::Azure(d) => d.get(key).await,
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.get(key).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.get(key).await,
             #[cfg(feature = "http")]
@@ -148,6 +170,8 @@ impl Driver for AnyDriver {
             Self::S3(d) => d.put(key, body).await,
             #[cfg(feature = "azure")]
             Self::Azure(d) => d.put(key, body).await,
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.put(key, body).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.put(key, body).await,
             #[cfg(feature = "http")]
@@ -162,6 +186,8 @@ impl Driver for AnyDriver {
             Self::S3(d) => d.list(prefix).await,
             #[cfg(feature = "azure")]
             Self::Azure(d) => d.list(prefix).await,
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.list(prefix).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.list(prefix).await,
             #[cfg(feature = "http")]
@@ -176,6 +202,8 @@ impl Driver for AnyDriver {
             Self::S3(d) => d.is_dir(key).await,
             #[cfg(feature = "azure")]
             Self::Azure(d) => d.is_dir(key).await,
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.is_dir(key).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.is_dir(key).await,
             #[cfg(feature = "http")]
@@ -190,6 +218,8 @@ impl Driver for AnyDriver {
             Self::S3(d) => d.delete(key).await,
             #[cfg(feature = "azure")]
             Self::Azure(d) => d.delete(key).await,
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.delete(key).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.delete(key).await,
             #[cfg(feature = "http")]

@@ -203,7 +203,7 @@ impl Driver for Http {
 
 /// A client over rustls with aws-lc-rs, the system's roots and, optionally, a client certificate
 /// (PEM chain, PEM key).
-fn client(identity: Option<(Vec<u8>, Vec<u8>)>) -> Result<reqwest::Client, Error> {
+pub(crate) fn client(identity: Option<(Vec<u8>, Vec<u8>)>) -> Result<reqwest::Client, Error> {
     let bad = |reason: String| Error::Location {
         driver: "http",
         reason,
@@ -339,7 +339,7 @@ fn url_encode(s: &str) -> String {
 
 /// Passes a success through; turns 404 into [`Error::NotFound`], a transient status into
 /// [`Error::Transient`] and the rest into [`Error::Failed`], with an excerpt of the body.
-async fn check(
+pub(crate) async fn check(
     driver: &'static str,
     operation: &'static str,
     url: &str,
@@ -389,14 +389,14 @@ async fn excerpt(response: Response) -> Option<String> {
 
 /// A request that got no response: a connection or timeout failure is transient, as is an I/O
 /// failure of the kinds [`is_transient_io`] names (including those of a streamed request body).
-fn request_error(operation: &'static str, url: &str, err: reqwest::Error) -> Error {
+pub(crate) fn request_error(operation: &'static str, url: &str, err: reqwest::Error) -> Error {
     let transient =
         err.is_connect() || err.is_timeout() || io_cause(&err).is_some_and(is_transient_io);
     Error::request(transient, operation, url, err)
 }
 
 /// A failure while streaming a response body, as an I/O error whose kind says whether to retry.
-fn body_error(err: reqwest::Error) -> io::Error {
+pub(crate) fn body_error(err: reqwest::Error) -> io::Error {
     let kind = if err.is_timeout() {
         io::ErrorKind::TimedOut
     } else if let Some(io) = io_cause(&err) {

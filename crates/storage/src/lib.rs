@@ -7,8 +7,9 @@
 //! ([`MountedSecrets`] reads Argo's `/argo/secret/<name>/<key>` files).
 //!
 //! Drivers so far: [`LocalStore`] (a directory, the local runner's default repository), [`Raw`],
-//! `S3` (feature `s3`), `Http` and `Artifactory` (feature `http`) and `Azure` (feature `azure`,
-//! object_store). The gcs, oss, git and hdfs drivers are not written yet.
+//! `S3` (feature `s3`), `Http` and `Artifactory` (feature `http`), `Azure` (feature `azure`,
+//! object_store) and `Gcs` (feature `gcs`, the JSON API on reqwest). The oss, git and hdfs
+//! drivers are not written yet.
 
 mod any;
 #[cfg(feature = "http")]
@@ -17,6 +18,8 @@ mod artifactory;
 mod azure;
 mod digest;
 mod driver;
+#[cfg(feature = "gcs")]
+mod gcs;
 #[cfg(feature = "http")]
 mod http;
 mod local;
@@ -33,6 +36,8 @@ pub use artifactory::Artifactory;
 pub use azure::Azure;
 pub use digest::{Digest, DigestHandle, Digesting};
 pub use driver::{BoxError, ByteStream, Driver, Error, MountedSecrets, Secrets};
+#[cfg(feature = "gcs")]
+pub use gcs::Gcs;
 #[cfg(feature = "http")]
 pub use http::{Http, StatusError};
 pub use local::LocalStore;
