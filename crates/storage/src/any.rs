@@ -7,6 +7,8 @@ use crate::azure::Azure;
 use crate::driver::{ByteStream, Driver, Error, Secrets};
 #[cfg(feature = "gcs")]
 use crate::gcs::Gcs;
+#[cfg(feature = "oss")]
+use crate::oss::Oss;
 use crate::raw::Raw;
 #[cfg(feature = "s3")]
 use crate::s3::{S3, S3Tuning};
@@ -39,6 +41,9 @@ pub enum AnyDriver {
     /// `gcs`: Google Cloud Storage.
     #[cfg(feature = "gcs")]
     Gcs(Gcs),
+    /// `oss`: Alibaba Cloud OSS.
+    #[cfg(feature = "oss")]
+    Oss(Oss),
     /// `http`: GET and PUT on a URL.
     #[cfg(feature = "http")]
     Http(Http),
@@ -101,6 +106,15 @@ impl AnyDriver {
                 let driver = Gcs::from_location(gcs, secrets, options.gcs_endpoint.as_deref());
                 Ok((Self::Gcs(driver.await?), key))
             }
+            #[cfg(feature = "oss")]
+            LocationKind::Oss => {
+                let oss = location.oss.as_ref().ok_or(Error::Location {
+                    driver: "oss",
+                    reason: "no oss location".into(),
+                })?;
+                let driver = Oss::from_location(oss, secrets, options.s3);
+                Ok((Self::Oss(driver.await?), key))
+            }
             #[cfg(feature = "http")]
             LocationKind::Http => {
                 let http = location.http.as_ref().ok_or(Error::Location {
@@ -140,6 +154,8 @@ impl Driver for AnyDriver {
             Self::Azure(d) => d.name(),
             #[cfg(feature = "gcs")]
             Self::Gcs(d) => d.name(),
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.name(),
             #[cfg(feature = "http")]
             Self::Http(d) => d.name(),
             #[cfg(feature = "http")]
@@ -156,6 +172,8 @@ impl Driver for AnyDriver {
             Self::Azure(d) => d.get(key).await,
             #[cfg(feature = "gcs")]
             Self::Gcs(d) => d.get(key).await,
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.get(key).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.get(key).await,
             #[cfg(feature = "http")]
@@ -172,6 +190,8 @@ impl Driver for AnyDriver {
             Self::Azure(d) => d.put(key, body).await,
             #[cfg(feature = "gcs")]
             Self::Gcs(d) => d.put(key, body).await,
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.put(key, body).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.put(key, body).await,
             #[cfg(feature = "http")]
@@ -188,6 +208,8 @@ impl Driver for AnyDriver {
             Self::Azure(d) => d.list(prefix).await,
             #[cfg(feature = "gcs")]
             Self::Gcs(d) => d.list(prefix).await,
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.list(prefix).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.list(prefix).await,
             #[cfg(feature = "http")]
@@ -204,6 +226,8 @@ impl Driver for AnyDriver {
             Self::Azure(d) => d.is_dir(key).await,
             #[cfg(feature = "gcs")]
             Self::Gcs(d) => d.is_dir(key).await,
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.is_dir(key).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.is_dir(key).await,
             #[cfg(feature = "http")]
@@ -220,6 +244,8 @@ impl Driver for AnyDriver {
             Self::Azure(d) => d.delete(key).await,
             #[cfg(feature = "gcs")]
             Self::Gcs(d) => d.delete(key).await,
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.delete(key).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.delete(key).await,
             #[cfg(feature = "http")]

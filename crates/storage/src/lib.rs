@@ -8,8 +8,8 @@
 //!
 //! Drivers so far: [`LocalStore`] (a directory, the local runner's default repository), [`Raw`],
 //! `S3` (feature `s3`), `Http` and `Artifactory` (feature `http`), `Azure` (feature `azure`,
-//! object_store) and `Gcs` (feature `gcs`, the JSON API on reqwest). The oss, git and hdfs
-//! drivers are not written yet.
+//! object_store), `Gcs` (feature `gcs`, the JSON API on reqwest) and `Oss` (feature `oss`, OSS's
+//! S3-compatible API through `S3`). The git and hdfs drivers are not written yet.
 
 mod any;
 #[cfg(feature = "http")]
@@ -23,6 +23,8 @@ mod gcs;
 #[cfg(feature = "http")]
 mod http;
 mod local;
+#[cfg(feature = "oss")]
+mod oss;
 mod raw;
 mod retry;
 #[cfg(feature = "s3")]
@@ -41,6 +43,8 @@ pub use gcs::Gcs;
 #[cfg(feature = "http")]
 pub use http::{Http, StatusError};
 pub use local::LocalStore;
+#[cfg(feature = "oss")]
+pub use oss::Oss;
 pub use raw::Raw;
 pub use retry::{
     GaveUp, RetryError, RetryPolicy, Retryable, S3_TRANSIENT_CODES, chain, is_transient_io,
