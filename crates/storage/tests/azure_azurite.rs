@@ -11,10 +11,12 @@ use argoexec_template::ArtifactLocation;
 use base64::Engine as _;
 use sha2::Digest as _;
 
+#[path = "../../../tests/support/process.rs"]
+mod process;
 #[path = "support/server.rs"]
 mod server;
 
-use server::Server;
+use process::Process as Server;
 
 /// Azurite's well-known account and key.
 const ACCOUNT: &str = "devstoreaccount1";
@@ -22,7 +24,7 @@ const KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 fn azurite() -> Server {
-    Server::start("azurite-blob", |port, dir| {
+    Server::spawn("azurite-blob", |port, dir| {
         [
             "--blobHost",
             "127.0.0.1",

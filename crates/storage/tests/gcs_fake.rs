@@ -8,13 +8,15 @@
 use argoexec_storage::{AnyDriver, Driver as _, Error, StorageOptions};
 use argoexec_template::ArtifactLocation;
 
+#[path = "../../../tests/support/process.rs"]
+mod process;
 #[path = "support/server.rs"]
 mod server;
 
-use server::Server;
+use process::Process as Server;
 
 fn fake_gcs() -> Server {
-    Server::start("fake-gcs-server", |port, dir| {
+    Server::spawn("fake-gcs-server", |port, dir| {
         let url = format!("http://127.0.0.1:{port}");
         [
             "-scheme",

@@ -1,63 +1,14 @@
-//! A storage emulator (installed by `tests/setup`) started by a test on a free loopback port,
-//! with its data in a temp dir; stopped when dropped.
+//! What the storage drivers' integration tests share: secrets, bodies and one round trip of every
+//! operation. Emulators start through `tests/support/process.rs`.
 
 // Each test binary that includes this file uses a different part of it.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use argoexec_storage::{AnyDriver, ByteStream, Driver};
 use bytes::Bytes;
 use futures::StreamExt as _;
-
-/// A running emulator.
-pub(crate) struct Server {
-    child: Child,
-    /// Its port on 127.0.0.1.
-    pub(crate) port: u16,
-    /// Its data folder.
-    pub(crate) data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Starts `program` with the arguments `args(port, data dir)` and waits until the port
-    /// answers; panics, saying how to install it, when the program is missing, as the S3 tests do.
-    pub(crate) fn start(program: &str, args: impl Fn(u16, &Path) -> Vec<String>) -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(program)
-            .args(args(port, data.path()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {program} ({e}): run tests/setup to install it")
-            });
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "{program} did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, port, data }
-    }
-}
 
 /// Secrets mounted as files under a temp dir: `(name, key, value)`.
 pub(crate) fn secrets(
