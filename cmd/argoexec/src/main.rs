@@ -238,6 +238,7 @@ fn storage_options(config: &Config) -> StorageOptions {
                 }),
             concurrency: config.s3_upload_threads,
         },
+        gcs_endpoint: config.gcs_emulator_host.clone(),
     }
 }
 

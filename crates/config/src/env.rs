@@ -82,6 +82,8 @@ vars! {
     ARGOEXEC_UNPACK_MAX_MIB = "1048576";
     /// Input archives: most unpacked bytes per compressed byte (ours, not Argo's).
     ARGOEXEC_UNPACK_MAX_RATIO = "1000";
+    /// GCS endpoint (host:port or URL) to use instead of Google's, e.g. an emulator; as Google's clients honour it.
+    STORAGE_EMULATOR_HOST = "";
     /// W3C trace context of the step (v4).
     TRACEPARENT = "";
     /// OpenTelemetry collector endpoint (v4).

@@ -331,6 +331,8 @@ pub struct Config {
     pub report_file: Option<PathBuf>,
     /// `ARGOEXEC_POD_STATE_DIR`.
     pub pod_state_dir: Option<PathBuf>,
+    /// `STORAGE_EMULATOR_HOST`: the GCS endpoint to use instead of Google's.
+    pub gcs_emulator_host: Option<String>,
     /// `TRACEPARENT`.
     pub traceparent: Option<String>,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
@@ -560,6 +562,9 @@ impl Config {
                     positive,
                 )?,
             },
+            gcs_emulator_host: r
+                .string(env::STORAGE_EMULATOR_HOST)?
+                .filter(|s| !s.is_empty()),
             traceparent: id(env::TRACEPARENT)?,
             otlp_endpoint: id(env::OTEL_EXPORTER_OTLP_ENDPOINT)?,
         })

@@ -2,9 +2,15 @@
 
 use argoexec_template::{ArtifactLocation, LocationKind};
 
+#[cfg(feature = "azure")]
+use crate::azure::Azure;
 use crate::driver::{ByteStream, Driver, Error, Secrets};
+#[cfg(feature = "gcs")]
+use crate::gcs::Gcs;
 #[cfg(feature = "git")]
 use crate::git::Git;
+#[cfg(feature = "oss")]
+use crate::oss::Oss;
 use crate::raw::Raw;
 #[cfg(feature = "s3")]
 use crate::s3::{S3, S3Tuning};
@@ -18,6 +24,10 @@ pub struct StorageOptions {
     /// S3 upload tuning.
     #[cfg(feature = "s3")]
     pub s3: S3Tuning,
+    /// The GCS endpoint to use instead of Google's (`STORAGE_EMULATOR_HOST`: `host:port`, plain
+    /// HTTP, or a URL). Requests to it carry no credentials unless a key is given, as with
+    /// Google's own clients.
+    pub gcs_endpoint: Option<String>,
 }
 
 /// Every driver of this build, chosen by [`AnyDriver::for_location`].
@@ -28,6 +38,15 @@ pub enum AnyDriver {
     /// `s3`: S3 and S3-compatible servers.
     #[cfg(feature = "s3")]
     S3(S3),
+    /// `azure`: Azure Blob Storage.
+    #[cfg(feature = "azure")]
+    Azure(Azure),
+    /// `gcs`: Google Cloud Storage.
+    #[cfg(feature = "gcs")]
+    Gcs(Gcs),
+    /// `oss`: Alibaba Cloud OSS.
+    #[cfg(feature = "oss")]
+    Oss(Oss),
     /// `http`: GET and PUT on a URL.
     #[cfg(feature = "http")]
     Http(Http),
@@ -72,6 +91,35 @@ impl AnyDriver {
                     Self::S3(S3::from_location(s3, secrets, options.s3).await?),
                     key,
                 ))
+            }
+            #[cfg(feature = "azure")]
+            LocationKind::Azure => {
+                let azure = location.azure.as_ref().ok_or(Error::Location {
+                    driver: "azure",
+                    reason: "no azure location".into(),
+                })?;
+                Ok((
+                    Self::Azure(Azure::from_location(azure, secrets).await?),
+                    key,
+                ))
+            }
+            #[cfg(feature = "gcs")]
+            LocationKind::Gcs => {
+                let gcs = location.gcs.as_ref().ok_or(Error::Location {
+                    driver: "gcs",
+                    reason: "no gcs location".into(),
+                })?;
+                let driver = Gcs::from_location(gcs, secrets, options.gcs_endpoint.as_deref());
+                Ok((Self::Gcs(driver.await?), key))
+            }
+            #[cfg(feature = "oss")]
+            LocationKind::Oss => {
+                let oss = location.oss.as_ref().ok_or(Error::Location {
+                    driver: "oss",
+                    reason: "no oss location".into(),
+                })?;
+                let driver = Oss::from_location(oss, secrets, options.s3);
+                Ok((Self::Oss(driver.await?), key))
             }
             #[cfg(feature = "http")]
             LocationKind::Http => {
@@ -118,6 +166,12 @@ impl Driver for AnyDriver {
             Self::Raw(d) => d.name(),
             #[cfg(feature = "s3")]
             Self::S3(d) => d.name(),
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.name(),
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.name(),
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.name(),
             #[cfg(feature = "http")]
             Self::Http(d) => d.name(),
             #[cfg(feature = "http")]
@@ -132,6 +186,12 @@ impl Driver for AnyDriver {
             Self::Raw(d) => d.get(key).await,
             #[cfg(feature = "s3")]
             Self::S3(d) => d.get(key).await,
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.get(key).await,
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.get(key).await,
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.get(key).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.get(key).await,
             #[cfg(feature = "http")]
@@ -146,6 +206,12 @@ impl Driver for AnyDriver {
             Self::Raw(d) => d.put(key, body).await,
             #[cfg(feature = "s3")]
             Self::S3(d) => d.put(key, body).await,
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.put(key, body).await,
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.put(key, body).await,
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.put(key, body).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.put(key, body).await,
             #[cfg(feature = "http")]
@@ -160,6 +226,12 @@ impl Driver for AnyDriver {
             Self::Raw(d) => d.list(prefix).await,
             #[cfg(feature = "s3")]
             Self::S3(d) => d.list(prefix).await,
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.list(prefix).await,
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.list(prefix).await,
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.list(prefix).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.list(prefix).await,
             #[cfg(feature = "http")]
@@ -174,6 +246,12 @@ impl Driver for AnyDriver {
             Self::Raw(d) => d.is_dir(key).await,
             #[cfg(feature = "s3")]
             Self::S3(d) => d.is_dir(key).await,
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.is_dir(key).await,
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.is_dir(key).await,
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.is_dir(key).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.is_dir(key).await,
             #[cfg(feature = "http")]
@@ -194,6 +272,12 @@ impl Driver for AnyDriver {
             Self::Artifactory(d) => d.is_checkout(),
             #[cfg(feature = "git")]
             Self::Git(d) => d.is_checkout(),
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.is_checkout(),
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.is_checkout(),
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.is_checkout(),
         }
     }
 
@@ -208,6 +292,12 @@ impl Driver for AnyDriver {
             Self::Artifactory(d) => d.checkout(dest).await,
             #[cfg(feature = "git")]
             Self::Git(d) => d.checkout(dest).await,
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.checkout(dest).await,
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.checkout(dest).await,
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.checkout(dest).await,
         }
     }
 
@@ -216,6 +306,12 @@ impl Driver for AnyDriver {
             Self::Raw(d) => d.delete(key).await,
             #[cfg(feature = "s3")]
             Self::S3(d) => d.delete(key).await,
+            #[cfg(feature = "azure")]
+            Self::Azure(d) => d.delete(key).await,
+            #[cfg(feature = "gcs")]
+            Self::Gcs(d) => d.delete(key).await,
+            #[cfg(feature = "oss")]
+            Self::Oss(d) => d.delete(key).await,
             #[cfg(feature = "http")]
             Self::Http(d) => d.delete(key).await,
             #[cfg(feature = "http")]

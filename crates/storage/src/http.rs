@@ -227,7 +227,7 @@ impl Driver for Http {
 
 /// A client over rustls with aws-lc-rs, the system's roots and, optionally, a client certificate
 /// (PEM chain, PEM key).
-fn client(
+pub(crate) fn client(
     identity: Option<(Vec<u8>, Vec<u8>)>,
     timeouts: HttpTimeouts,
 ) -> Result<reqwest::Client, Error> {
@@ -366,7 +366,7 @@ fn url_encode(s: &str) -> String {
 
 /// Passes a success through; turns 404 into [`Error::NotFound`], a transient status into
 /// [`Error::Transient`] and the rest into [`Error::Failed`], with an excerpt of the body.
-async fn check(
+pub(crate) async fn check(
     driver: &'static str,
     operation: &'static str,
     url: &str,
@@ -417,7 +417,7 @@ async fn excerpt(response: Response) -> Option<String> {
 /// A request that got no response: a connection or timeout failure is transient, as is an I/O
 /// failure of the kinds [`is_transient_io`] names (including those of a streamed request body)
 /// and a connection the server closed before it answered.
-fn request_error(operation: &'static str, url: &str, err: reqwest::Error) -> Error {
+pub(crate) fn request_error(operation: &'static str, url: &str, err: reqwest::Error) -> Error {
     let transient = err.is_connect()
         || err.is_timeout()
         || io_cause(&err).is_some_and(is_transient_io)
@@ -440,7 +440,7 @@ fn connection_dropped(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// A failure while streaming a response body, as an I/O error whose kind says whether to retry.
-fn body_error(err: reqwest::Error) -> io::Error {
+pub(crate) fn body_error(err: reqwest::Error) -> io::Error {
     let kind = if err.is_timeout() {
         io::ErrorKind::TimedOut
     } else if let Some(io) = io_cause(&err) {

@@ -8,19 +8,26 @@
 //!
 //! Drivers so far: [`LocalStore`] (a directory, the local runner's default repository), [`Raw`],
 //! `S3` (feature `s3`), `Http` and `Artifactory` (feature `http`), `Git` (feature `git`, input
-//! only: a repository is checked out whole through [`Driver::checkout`]). The gcs, azure, oss
-//! and hdfs drivers are not written yet.
+//! only: a repository is checked out whole through [`Driver::checkout`]), `Azure` (feature
+//! `azure`, object_store), `Gcs` (feature `gcs`, the JSON API on reqwest) and `Oss` (feature
+//! `oss`, OSS's S3-compatible API through `S3`). The hdfs driver is not written yet.
 
 mod any;
 #[cfg(feature = "http")]
 mod artifactory;
+#[cfg(feature = "azure")]
+mod azure;
 mod digest;
 mod driver;
+#[cfg(feature = "gcs")]
+mod gcs;
 #[cfg(feature = "git")]
 mod git;
 #[cfg(feature = "http")]
 mod http;
 mod local;
+#[cfg(feature = "oss")]
+mod oss;
 mod raw;
 mod retry;
 #[cfg(feature = "s3")]
@@ -30,13 +37,19 @@ mod transfer;
 pub use any::{AnyDriver, StorageOptions};
 #[cfg(feature = "http")]
 pub use artifactory::Artifactory;
+#[cfg(feature = "azure")]
+pub use azure::Azure;
 pub use digest::{Digest, DigestHandle, Digesting};
 pub use driver::{BoxError, ByteStream, Driver, Error, MountedSecrets, Secrets};
+#[cfg(feature = "gcs")]
+pub use gcs::Gcs;
 #[cfg(feature = "git")]
 pub use git::Git;
 #[cfg(feature = "http")]
 pub use http::{Http, HttpTimeouts, StatusError};
 pub use local::LocalStore;
+#[cfg(feature = "oss")]
+pub use oss::Oss;
 pub use raw::Raw;
 pub use retry::{
     GaveUp, RetryError, RetryPolicy, Retryable, S3_TRANSIENT_CODES, chain, is_transient_io,

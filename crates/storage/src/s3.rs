@@ -153,6 +153,17 @@ impl S3 {
         secrets: &S,
         tuning: S3Tuning,
     ) -> Result<Self, Error> {
+        Self::with_session_token(location, secrets, tuning, None).await
+    }
+
+    /// As [`S3::from_location`], with a session token given as text (OSS's `securityToken`)
+    /// rather than through `sessionTokenSecret`.
+    pub(crate) async fn with_session_token<S: Secrets>(
+        location: &S3Artifact,
+        secrets: &S,
+        tuning: S3Tuning,
+        session_token: Option<String>,
+    ) -> Result<Self, Error> {
         let bad = |reason: &str| Error::Location {
             driver: DRIVER,
             reason: reason.to_owned(),
@@ -174,11 +185,16 @@ impl S3 {
                 read_secret(secrets, secret_ref(location.access_key_secret.as_deref())).await?;
             let secret =
                 read_secret(secrets, secret_ref(location.secret_key_secret.as_deref())).await?;
-            let token = read_secret(
-                secrets,
-                secret_ref(location.session_token_secret.as_deref()),
-            )
-            .await?;
+            let token = match session_token {
+                Some(token) => Some(token),
+                None => {
+                    read_secret(
+                        secrets,
+                        secret_ref(location.session_token_secret.as_deref()),
+                    )
+                    .await?
+                }
+            };
             match (access, secret) {
                 (Some(a), Some(s)) => {
                     loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(

@@ -64,6 +64,7 @@ fn options() -> StorageOptions {
             part_size: 5 << 20,
             concurrency: 3,
         },
+        ..StorageOptions::default()
     }
 }
 
