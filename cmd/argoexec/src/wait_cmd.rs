@@ -10,7 +10,7 @@ use argoexec_executor::{
     FileReporter, NoReporter, PodPaths, Reporter as _, StepReport, WaitOptions, WaitOutcome,
     run_wait,
 };
-use argoexec_runtime::{AnyRuntime, ContainerRuntime, Pns};
+use argoexec_runtime::{AnyRuntime, ContainerRuntime, Pns, PnsOptions};
 use argoexec_storage::{MountedSecrets, RetryPolicy, chain};
 use argoexec_template::{Protocol, Template};
 
@@ -52,7 +52,13 @@ pub(crate) fn wait(
             .then(|| config.progress.file.clone()),
     };
     let runtime = match config.runtime_for(protocol) {
-        RuntimeKind::Pns => Pns::new().map(AnyRuntime::Pns).map_err(anyhow::Error::from),
+        RuntimeKind::Pns => Pns::with_options(PnsOptions {
+            own_container: config.identity.container_name.clone(),
+            state_dir: config.pod_state_dir.clone(),
+            ..PnsOptions::default()
+        })
+        .map(AnyRuntime::Pns)
+        .map_err(anyhow::Error::from),
         other => Err(NotImplemented {
             command: "wait",
             what: runtime_missing(other),

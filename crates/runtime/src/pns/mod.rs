@@ -99,12 +99,6 @@ impl Pns {
     ///
     /// Fails when this process is PID 1: then the namespace is not shared.
     pub fn new() -> Result<Self, Error> {
-        if std::process::id() == 1 {
-            return Err(Error::Unsupported {
-                runtime: "pns",
-                what: "see other containers: process namespace sharing is not enabled on the pod",
-            });
-        }
         Self::with_options(PnsOptions::from_env())
     }
 
@@ -117,7 +111,15 @@ impl Pns {
     }
 
     /// A runtime set up exactly as `options` says. Starts discovery at once.
+    ///
+    /// Fails when this process is PID 1 of the real `/proc`: then the namespace is not shared.
     pub fn with_options(options: PnsOptions) -> Result<Self, Error> {
+        if options.proc_root == Path::new("/proc") && std::process::id() == 1 {
+            return Err(Error::Unsupported {
+                runtime: "pns",
+                what: "see other containers: process namespace sharing is not enabled on the pod",
+            });
+        }
         tracing::debug!(proc_root = %options.proc_root.display(), own_container = ?options.own_container, "starting PNS discovery");
         let discovery = Discovery::start(options.proc_root, options.own_container)
             .map_err(|source| Error::io("start the PNS discovery thread", source))?;
