@@ -322,15 +322,7 @@ mod kube {
             .as_array_mut()
             .unwrap()
             .push(json!({"name": "missing", "valueFrom": {"path": "/nonexistent/q"}}));
-        let annotations = root.join("annotations");
-        std::fs::write(
-            &annotations,
-            format!(
-                "workflows.argoproj.io/template={}\n",
-                serde_json::to_string(&template.to_string()).unwrap()
-            ),
-        )
-        .unwrap();
+        let annotations = v2_annotations(root, &template, None);
         let output = api_wait(&ns, root, &server, &template)
             .env_remove("ARGO_TEMPLATE")
             .arg("--pod-annotations")
@@ -355,6 +347,90 @@ mod kube {
             message.contains("failed to save output parameter 'missing'"),
             "{message}"
         );
+    }
+
+    /// A v2 pod's downward-API file: the template and, when given, the execution control.
+    fn v2_annotations(
+        root: &Path,
+        template: &Value,
+        execution: Option<&Value>,
+    ) -> std::path::PathBuf {
+        let path = root.join("annotations");
+        let quote = |v: &Value| serde_json::to_string(&v.to_string()).unwrap();
+        let mut text = String::new();
+        if let Some(execution) = execution {
+            text.push_str(&format!(
+                "workflows.argoproj.io/execution={}\n",
+                quote(execution)
+            ));
+        }
+        text.push_str(&format!(
+            "workflows.argoproj.io/template={}\n",
+            quote(template)
+        ));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// A v2 step whose main sleeps until killed; wait's node-message when it is stopped.
+    fn v2_stopped(execution: &Value, then: Option<&Value>) -> String {
+        let server = server();
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let ns = PodNamespace::start().unwrap();
+        let marker = format!("sleep 5{}", std::process::id() % 1000);
+        start_container(&ns, &root.join("state"), "main", &format!("exec {marker}"));
+        let template = json!({"name": "step", "container": {"image": "alpine"}});
+        let annotations = v2_annotations(root, &template, Some(execution));
+        let mut wait = api_wait(&ns, root, &server, &template)
+            .env_remove("ARGO_TEMPLATE")
+            .arg("--pod-annotations")
+            .arg(&annotations)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(then) = then {
+            // Once wait waits for main, the controller changes the annotation and signals wait.
+            let stderr = wait.stderr.take().unwrap();
+            let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+            lines
+                .find(|l| l.as_ref().unwrap().contains("Waiting for main containers"))
+                .unwrap()
+                .unwrap();
+            std::thread::spawn(move || lines.for_each(drop));
+            v2_annotations(root, &template, Some(then));
+            let pattern = format!("wait --pod-root {}", root.display());
+            let signalled = Command::new("pkill")
+                .args(["-USR2", "-n", "-f", &pattern])
+                .status()
+                .unwrap();
+            assert!(signalled.success());
+        }
+        let status = wait.wait().unwrap();
+        assert_eq!(status.code(), Some(1));
+        assert!(!alive(&marker), "main outlived wait");
+        let pod = server.get("pods", NS, "pod-1").unwrap();
+        pod["metadata"]["annotations"]["workflows.argoproj.io/node-message"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn v2_deadline_comes_from_the_execution_annotation() {
+        let deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_millis(500);
+        let message = v2_stopped(&json!({"deadline": deadline.to_string()}), None);
+        assert_eq!(message, "Step exceeded its deadline");
+    }
+
+    #[test]
+    fn v2_sigusr2_rereads_the_execution_annotation_and_stops_main() {
+        let far = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+        let message = v2_stopped(
+            &json!({"deadline": far.to_string()}),
+            Some(&json!({"deadline": "0001-01-01T00:00:00Z"})),
+        );
+        assert_eq!(message, "Step terminated");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! `/dev/termination-log` when that file exists, as kubelet provides it in every container.
 
 mod cli;
+mod execution;
 mod logging;
 mod wait_cmd;
 

@@ -18,6 +18,7 @@ use argoexec_runtime::{AnyRuntime, ContainerRuntime, Pns, PnsOptions};
 use argoexec_storage::{MountedSecrets, RetryPolicy, chain};
 use argoexec_template::{Protocol, Template};
 
+use crate::execution::{self, Execution};
 use crate::{Failure, NotImplemented, storage_options};
 
 /// Runs the wait sequence with the runtime the pod asks for; the first error is the step's.
@@ -31,10 +32,21 @@ pub(crate) fn wait(
         error,
         protocol: Some(protocol),
     };
+    // v2: the deadline is the execution annotation's (contract §1), read again on SIGUSR2.
+    let execution = match protocol {
+        Protocol::V2 if config.deadline.is_none() => Some(
+            execution::read(&execution::annotations_path(config, root)).map_err(with_protocol)?,
+        ),
+        _ => None,
+    };
+    let deadline = match execution {
+        Some(Execution::Deadline(at)) => Some(at),
+        _ => config.deadline.map(SystemTime::from),
+    };
     let options = WaitOptions {
         protocol,
         paths: PodPaths::under(root),
-        deadline: config.deadline.map(SystemTime::from),
+        deadline,
         grace: config.termination_grace(protocol),
         include_script_output: config.include_script_output,
         retry: RetryPolicy::from_settings(&config.retry),
@@ -96,6 +108,7 @@ pub(crate) fn wait(
         (Ok(_), Err(error)) => return Err(with_protocol(error)),
     };
     let run = RunWith {
+        execution: execution.map(|e| (execution::annotations_path(config, root), e)),
         config,
         template,
         options: &options,
@@ -196,6 +209,8 @@ pub(crate) async fn init_secrets(config: &Config, root: &Path, protocol: Protoco
 
 /// What one wait runs with, besides the runtime.
 struct RunWith<'a> {
+    /// v2: the annotations file and the execution control read at start-up.
+    execution: Option<(std::path::PathBuf, Execution)>,
     config: &'a Config,
     template: &'a Template,
     options: &'a WaitOptions,
@@ -207,8 +222,31 @@ impl RunWith<'_> {
     async fn run<R: ContainerRuntime>(&self, runtime: &R) -> anyhow::Result<ExitCode> {
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("listen for SIGTERM")?;
+        // Listening from here on: a SIGUSR2 that comes once wait has started never kills it.
+        let execution = match &self.execution {
+            Some((path, current)) => Some((
+                path.clone(),
+                *current,
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())
+                    .context("listen for SIGUSR2")?,
+            )),
+            None => None,
+        };
+        let deadline = self.options.deadline;
         let terminate = async move {
-            sigterm.recv().await;
+            let stop = async {
+                match execution {
+                    Some((path, current, usr2)) => {
+                        execution::stop_requested(path, current, deadline, usr2).await;
+                        tracing::info!("Execution control asks to stop");
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = sigterm.recv() => {}
+                () = stop => {}
+            }
         };
         let progress = &self.config.progress;
         let kube = match self.reporter {
