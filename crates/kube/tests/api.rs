@@ -399,3 +399,51 @@ async fn progress_is_patched_onto_the_task_result_while_main_runs() {
         .count();
     assert_eq!(patches, 2, "{:?}", verbs(&server));
 }
+
+#[tokio::test]
+async fn testkube_serves_pod_logs_followed_until_the_container_ends() {
+    use futures::{AsyncBufReadExt as _, StreamExt as _};
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, LogParams};
+
+    let server = server_with_pod();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("main.log");
+    std::fs::write(&log, "one\n").unwrap();
+    server.set_log(
+        NS,
+        "pod-1",
+        "main",
+        argoexec_testkube::LogSource::File(log.clone()),
+    );
+    server.set_container_state(NS, "pod-1", "main", json!({"running": {}}));
+    let pods: Api<Pod> = Api::namespaced(client(&server).await.client().clone(), NS);
+    let params = LogParams {
+        container: Some("main".into()),
+        follow: true,
+        timestamps: true,
+        ..LogParams::default()
+    };
+    let mut lines = pods.log_stream("pod-1", &params).await.unwrap().lines();
+    let first = lines.next().await.unwrap().unwrap();
+    let (stamp, text) = first.split_once(' ').unwrap();
+    assert!(stamp.parse::<jiff::Timestamp>().is_ok(), "{first}");
+    assert_eq!(text, "one");
+    // Followed: a line written later arrives, and the stream ends once main has terminated.
+    std::fs::write(&log, "one\ntwo\n").unwrap();
+    let second = lines.next().await.unwrap().unwrap();
+    assert!(second.ends_with(" two"), "{second}");
+    server.set_container_state(NS, "pod-1", "main", json!({"terminated": {"exitCode": 0}}));
+    assert!(lines.next().await.is_none());
+    let whole = pods
+        .logs(
+            "pod-1",
+            &LogParams {
+                container: Some("main".into()),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(whole, "one\ntwo\n");
+}
