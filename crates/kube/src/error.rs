@@ -1,0 +1,99 @@
+//! The crate's error.
+
+/// A failed call to the Kubernetes API, or a client that could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The client configuration could not be loaded.
+    #[error("load the Kubernetes client configuration: {what}")]
+    Config {
+        /// What was being loaded.
+        what: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A call failed (after retries when the failure was transient).
+    #[error("{action} {target}{}", attempts_note(*attempts))]
+    Api {
+        /// What was being done: `patch`, `create`, `get`, ...
+        action: &'static str,
+        /// What it was done to: `pod ns/name`, `workflowtaskresult ns/name`.
+        target: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// The service account lacks a permission wait needs.
+    #[error(
+        "the service account may not {verb} {resource} in namespace {namespace}{}: grant it in the workflow's Role (see https://argo-workflows.readthedocs.io/en/latest/workflow-rbac/)",
+        reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+    )]
+    Forbidden {
+        /// The verb, e.g. `create`.
+        verb: String,
+        /// The resource, e.g. `workflowtaskresults.argoproj.io`.
+        resource: String,
+        /// The namespace.
+        namespace: String,
+        /// The API server's reason, if it gave one.
+        reason: Option<String>,
+    },
+    /// A configuration value the reporter needs is missing.
+    #[error("unable to report outputs: {0} is not set")]
+    Missing(&'static str),
+    /// A secret key is not in the secret.
+    #[error("secret {namespace}/{name} has no key {key:?}")]
+    MissingKey {
+        /// The namespace.
+        namespace: String,
+        /// The secret.
+        name: String,
+        /// The key.
+        key: String,
+    },
+    /// The pod watch ended or failed.
+    #[error("watch pod {target}")]
+    Watch {
+        /// `ns/name`.
+        target: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn attempts_note(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (gave up after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+impl Error {
+    /// The HTTP status the API server answered, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api {
+                source: kube::Error::Api(status),
+                ..
+            } => Some(status.code),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a failed call may succeed if tried again: the server was busy or broken (5xx, 429),
+/// the connection failed, or (when `conflict` is transient for the call) another writer won.
+pub(crate) fn is_transient(error: &kube::Error, conflict: bool) -> bool {
+    match error {
+        kube::Error::Api(status) => {
+            status.code >= 500 || status.code == 429 || (conflict && status.code == 409)
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
+    }
+}

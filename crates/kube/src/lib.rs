@@ -1,0 +1,45 @@
+//! Every call the executor makes to the Kubernetes API, through kube-rs.
+//!
+//! - [`connect`] builds the client as Argo's `argoexec` does: in-cluster service account, else
+//!   `--kubeconfig` / `KUBECONFIG` / `~/.kube/config`, with kubectl-style flags on top
+//!   ([`argoexec_config::KubeOverrides`]); the namespace is `--namespace`, else the config's.
+//! - [`KubeReporter`] reports a step's outputs the way the pod's controller generation reads
+//!   them: v2 pod annotations, v3 `WorkflowTaskResult` with a fallback to the annotation on 403,
+//!   v4 `WorkflowTaskResult` owned by the Workflow with its `report-outputs-completed` label.
+//!   Transient failures (5xx, 429, cut connections, and conflicts) are retried with a capped
+//!   exponential backoff within a time budget.
+//! - [`check_access`] asks the API server (SelfSubjectAccessReview) whether the service account
+//!   may do what the reporter needs, so wait fails at start-up naming the verb and resource.
+//! - [`PodWatch`] follows the executor's own pod with a watch (never polling), re-listing after a
+//!   dropped stream or an expired resourceVersion.
+//! - [`ApiSecrets`] reads credentials through the API (v2 pods); [`AnySecrets`] chooses between
+//!   it and the mounted files.
+
+mod access;
+mod client;
+mod error;
+mod pod;
+mod report;
+mod retry;
+mod secrets;
+
+pub use access::{Access, check_access, required_access};
+pub use client::{Kube, connect};
+pub use error::Error;
+pub use pod::PodWatch;
+pub use report::{KubeReporter, Names, monitor_progress};
+pub use retry::Backoff;
+pub use secrets::{AnySecrets, ApiSecrets};
+
+/// Annotation holding the outputs JSON on the pod (v2; v3 fallback).
+pub const ANNOTATION_OUTPUTS: &str = "workflows.argoproj.io/outputs";
+/// Annotation holding the step's error message on the pod (v2).
+pub const ANNOTATION_NODE_MESSAGE: &str = "workflows.argoproj.io/node-message";
+/// Annotation holding the step's progress on the pod (v3 fallback).
+pub const ANNOTATION_PROGRESS: &str = "workflows.argoproj.io/progress";
+/// Label naming the workflow of a task result.
+pub const LABEL_WORKFLOW: &str = "workflows.argoproj.io/workflow";
+/// Label naming the controller instance of a task result.
+pub const LABEL_INSTANCE_ID: &str = "workflows.argoproj.io/controller-instanceid";
+/// Label of a v4 task result: `"false"` until every output is reported, then `"true"`.
+pub const LABEL_REPORT_OUTPUTS_COMPLETED: &str = "workflows.argoproj.io/report-outputs-completed";
