@@ -7,16 +7,20 @@
 //! TLS is rustls with the aws-lc-rs provider, chosen explicitly here rather than through the
 //! process-wide default, so that no caller has to install one and aws-sdk-s3 links the same code.
 
+use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use argoexec_template::{HttpArtifact, OAuth2Auth};
+use futures::future::Either;
 use futures::{StreamExt as _, TryStreamExt as _};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::time::Instant;
 
 use crate::driver::{ByteStream, Driver, Error, Secrets, text_secret};
 use crate::retry::{is_transient_io, is_transient_status};
@@ -26,9 +30,11 @@ use crate::retry::{is_transient_io, is_transient_status};
 pub struct HttpTimeouts {
     /// For a TCP (and TLS) connection.
     pub connect: Duration,
-    /// For the response head, counted from the start of the request (reqwest's rule, so a PUT
-    /// whose upload takes longer fails), then between two reads of the body. There is no total
-    /// timeout: artifacts are as large as users make them.
+    /// How long the server may make no progress. A GET waits this long for the response head,
+    /// then between two reads of the body. A PUT's upload may take any time while the server
+    /// takes data; it fails when the server has taken none for this long, or has not answered
+    /// this long after the last byte was sent. There is no total timeout: artifacts are as large
+    /// as users make them.
     pub read: Duration,
 }
 
@@ -49,6 +55,11 @@ const EXCERPT_LEN: usize = 256;
 pub struct Http {
     driver: &'static str,
     client: reqwest::Client,
+    /// For PUT: no read timeout, whose clock reqwest starts with the request (so it would cut a
+    /// long upload); [`Progress`] watches for a stall instead.
+    upload_client: reqwest::Client,
+    /// How long an upload may make no progress.
+    stall_limit: Duration,
     headers: HeaderMap,
     auth: Auth,
 }
@@ -130,7 +141,7 @@ impl Http {
                 Some((chain, key))
             }
         };
-        let client = client(identity, timeouts)?;
+        let (client, upload_client) = clients(identity, timeouts)?;
 
         let auth = match auth {
             Some(a) if a.basic_auth.is_some() && a.oauth2.is_some() => {
@@ -157,6 +168,8 @@ impl Http {
         Ok(Self {
             driver: "http",
             client,
+            upload_client,
+            stall_limit: timeouts.read,
             headers,
             auth,
         })
@@ -168,19 +181,25 @@ impl Http {
         username: String,
         password: Option<String>,
     ) -> Result<Self, Error> {
+        let timeouts = HttpTimeouts::default();
+        let (client, upload_client) = clients(None, timeouts)?;
         Ok(Self {
             driver,
-            client: client(None, HttpTimeouts::default())?,
+            client,
+            upload_client,
+            stall_limit: timeouts.read,
             headers: HeaderMap::new(),
             auth: Auth::Basic { username, password },
         })
     }
 
     fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        let request = self
-            .client
-            .request(method, url)
-            .headers(self.headers.clone());
+        let client = if method == Method::PUT {
+            &self.upload_client
+        } else {
+            &self.client
+        };
+        let request = client.request(method, url).headers(self.headers.clone());
         match &self.auth {
             Auth::None => request,
             Auth::Basic { username, password } => request.basic_auth(username, password.as_ref()),
@@ -218,19 +237,124 @@ impl Driver for Http {
 
     #[tracing::instrument(level = "debug", skip_all, fields(driver = self.driver, url = %key))]
     async fn put(&self, key: &str, body: ByteStream) -> Result<(), Error> {
+        let progress = Progress::start();
+        let body = progress.watch(body);
         let request = self
             .request(Method::PUT, key)
             .body(reqwest::Body::wrap_stream(body));
-        self.send("PUT", key, request).await.map(drop)
+        let sent = self.send("PUT", key, request);
+        progress
+            .or_stall(sent, self.stall_limit, "PUT", key)
+            .await
+            .map(drop)
     }
 }
 
+/// When an upload last made progress: the server took a chunk of the body, or the body ended.
+#[derive(Clone)]
+struct Progress(Arc<Mutex<Instant>>);
+
+impl Progress {
+    fn start() -> Self {
+        Self(Arc::new(Mutex::new(Instant::now())))
+    }
+
+    fn mark(&self) {
+        // A poisoned lock only means another holder panicked; the instant is still usable.
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn last(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `body`, marking progress each time the client takes a chunk and when it ends. The client
+    /// takes the next chunk only when the socket has room, so a server that stops reading stops
+    /// the marks.
+    fn watch(&self, body: ByteStream) -> ByteStream {
+        let (each, end) = (self.clone(), self.clone());
+        body.inspect(move |_| each.mark())
+            .chain(futures::stream::poll_fn(move |_| {
+                end.mark();
+                std::task::Poll::Ready(None)
+            }))
+            .boxed()
+    }
+
+    /// Runs `request` until it is done, or fails it as transient once no progress was made for
+    /// `limit`: a server that stopped taking the body, or that has not answered `limit` after it.
+    async fn or_stall<T>(
+        &self,
+        request: impl Future<Output = Result<T, Error>>,
+        limit: Duration,
+        operation: &'static str,
+        url: &str,
+    ) -> Result<T, Error> {
+        let mut request = pin!(request);
+        loop {
+            let deadline = self.last() + limit;
+            let sleep = pin!(tokio::time::sleep_until(deadline));
+            match futures::future::select(request.as_mut(), sleep).await {
+                Either::Left((done, _)) => return done,
+                Either::Right(((), _)) if self.last() + limit <= Instant::now() => {
+                    let stalled = io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "timed out: the server took no data and sent no answer for {limit:?}"
+                        ),
+                    );
+                    return Err(Error::request(true, operation, url, stalled));
+                }
+                Either::Right(_) => {}
+            }
+        }
+    }
+}
+
+/// The clients of one driver: for GET (with the read timeout) and for PUT (without; see
+/// [`Progress`]).
+fn clients(
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+    timeouts: HttpTimeouts,
+) -> Result<(reqwest::Client, reqwest::Client), Error> {
+    let tls = tls_config(identity)?;
+    let upload = builder(tls.clone(), timeouts).build();
+    let get = builder(tls, timeouts).read_timeout(timeouts.read).build();
+    let built = |r: reqwest::Result<reqwest::Client>| {
+        r.map_err(|e| Error::Location {
+            driver: "http",
+            reason: format!("http client: {e}"),
+        })
+    };
+    Ok((built(get)?, built(upload)?))
+}
+
 /// A client over rustls with aws-lc-rs, the system's roots and, optionally, a client certificate
-/// (PEM chain, PEM key).
+/// (PEM chain, PEM key). The read timeout covers a whole request (with its body) until the
+/// response head: use it for requests with small bodies.
 pub(crate) fn client(
     identity: Option<(Vec<u8>, Vec<u8>)>,
     timeouts: HttpTimeouts,
 ) -> Result<reqwest::Client, Error> {
+    builder(tls_config(identity)?, timeouts)
+        .read_timeout(timeouts.read)
+        .build()
+        .map_err(|e| Error::Location {
+            driver: "http",
+            reason: format!("http client: {e}"),
+        })
+}
+
+/// A client builder with our TLS, connect timeout and redirect policy.
+fn builder(tls: rustls::ClientConfig, timeouts: HttpTimeouts) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .connect_timeout(timeouts.connect)
+        .redirect(reqwest::redirect::Policy::limited(10))
+}
+
+/// rustls with aws-lc-rs, the system's roots and, optionally, a client certificate.
+fn tls_config(identity: Option<(Vec<u8>, Vec<u8>)>) -> Result<rustls::ClientConfig, Error> {
     let bad = |reason: String| Error::Location {
         driver: "http",
         reason,
@@ -264,14 +388,7 @@ pub(crate) fn client(
     };
     // reqwest is built without HTTP/2.
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .connect_timeout(timeouts.connect)
-        .read_timeout(timeouts.read)
-        .redirect(reqwest::redirect::Policy::limited(10))
-        .build()
-        .map_err(|e| bad(format!("http client: {e}")))
+    Ok(tls)
 }
 
 /// Runs the OAuth2 client-credentials flow (RFC 6749 §4.4) and returns the access token.

@@ -539,3 +539,63 @@ async fn put_gives_up_on_503s_naming_the_url_and_the_status() {
     );
     assert!(!server.root().join("files/never.bin").exists());
 }
+
+/// `data` as a body that hands out a 64 KiB chunk every `pause`.
+fn slow_body(data: &[u8], pause: Duration) -> ByteStream {
+    let chunks: Vec<Bytes> = data.chunks(64 * 1024).map(Bytes::copy_from_slice).collect();
+    futures::stream::iter(chunks)
+        .then(move |chunk| async move {
+            tokio::time::sleep(pause).await;
+            Ok(chunk)
+        })
+        .boxed()
+}
+
+#[tokio::test]
+async fn a_put_longer_than_the_read_timeout_is_not_cut_while_the_server_takes_data() {
+    let server = start();
+    let proxy = FaultProxy::start(server.port, vec![]);
+    let url = format!("http://127.0.0.1:{}/files/slow/up.bin", proxy.port);
+    let (data, _) = payload();
+    let data = &data[..1 << 20];
+
+    // 16 chunks, one every 250 ms: the upload lasts 4 read timeouts.
+    let pause = READ_TIMEOUT / 4;
+    let started = Instant::now();
+    impatient()
+        .await
+        .put(&url, slow_body(data, pause))
+        .await
+        .unwrap();
+    assert!(started.elapsed() > READ_TIMEOUT * 3, "the upload was slow");
+    assert!(on_disk(&server.root(), "files/slow/up.bin") == data);
+}
+
+#[tokio::test]
+async fn put_gives_up_on_a_server_that_stops_taking_the_upload() {
+    let server = start();
+    let proxy = FaultProxy::start(server.port, vec![Fault::StallRequestAfter(1 << 20); 2]);
+    let url = format!("http://127.0.0.1:{}/files/stalled.bin", proxy.port);
+    // Far more than the socket buffers hold, so the client has to wait for the server; made
+    // lazily, so an upload that is not cut is bounded but cheap to start.
+    let chunk = Bytes::from(vec![7u8; 64 * 1024]);
+    let endless = || -> ByteStream {
+        let chunk = chunk.clone();
+        futures::stream::iter((0..4096).map(move |_| Ok(chunk.clone()))).boxed()
+    };
+    let driver = impatient().await;
+
+    let err = retries(2)
+        .run("upload", |_| driver.put(&url, endless()))
+        .await
+        .unwrap_err();
+    assert_eq!(proxy.remaining(), 0, "both attempts met a stall");
+    assert_eq!(
+        gave_up(&err),
+        format!(
+            "gave up after 2 attempts: PUT {url}: transient failure: timed out: the server took \
+             no data and sent no answer for 1s"
+        )
+    );
+    assert!(!server.root().join("files/stalled.bin").exists());
+}
