@@ -1,7 +1,8 @@
 //! Files served over HTTP(S): fetched with GET, saved with PUT. The key is the file's URL.
 //!
 //! Everything a request needs is resolved once, in [`Http::from_location`]: headers, basic auth,
-//! an OAuth2 client-credentials token, a TLS client certificate. Bodies stream both ways; nothing
+//! the first OAuth2 client-credentials token (renewed when it
+//! expires or is refused: `oauth2.rs`), a TLS client certificate. Bodies stream both ways; nothing
 //! is buffered in memory or on disk. Redirects are followed (at most 10).
 //!
 //! TLS is rustls with the aws-lc-rs provider, chosen explicitly here rather than through the
@@ -13,7 +14,7 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argoexec_template::{HttpArtifact, OAuth2Auth};
+use argoexec_template::HttpArtifact;
 use futures::future::Either;
 use futures::{StreamExt as _, TryStreamExt as _};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -23,6 +24,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::time::Instant;
 
 use crate::driver::{ByteStream, Driver, Error, Secrets, text_secret};
+use crate::oauth2::TokenSource;
 use crate::retry::{is_transient_io, is_transient_status};
 
 /// How long the HTTP drivers wait for the server.
@@ -73,7 +75,7 @@ enum Auth {
         username: String,
         password: Option<String>,
     },
-    Bearer(String),
+    OAuth2(Arc<TokenSource>),
 }
 
 // Hand-written so that credentials never reach a log line.
@@ -82,7 +84,7 @@ impl std::fmt::Debug for Auth {
         f.write_str(match self {
             Self::None => "None",
             Self::Basic { .. } => "Basic(..)",
-            Self::Bearer(_) => "Bearer(..)",
+            Self::OAuth2(_) => "OAuth2(..)",
         })
     }
 }
@@ -160,7 +162,9 @@ impl Http {
                         },
                     }
                 }
-                (None, Some(oauth2)) => Auth::Bearer(oauth2_token(&client, oauth2, secrets).await?),
+                (None, Some(oauth2)) => Auth::OAuth2(Arc::new(
+                    TokenSource::new(client.clone(), oauth2, secrets).await?,
+                )),
                 (None, None) => Auth::None,
             },
             None => Auth::None,
@@ -193,17 +197,39 @@ impl Http {
         })
     }
 
-    fn request(&self, method: Method, url: &str) -> RequestBuilder {
+    /// A request with the driver's headers and credentials; also returns the OAuth2 token sent,
+    /// if any, for [`Http::renew`].
+    async fn request(
+        &self,
+        method: Method,
+        url: &str,
+    ) -> Result<(RequestBuilder, Option<String>), Error> {
         let client = if method == Method::PUT {
             &self.upload_client
         } else {
             &self.client
         };
         let request = client.request(method, url).headers(self.headers.clone());
-        match &self.auth {
-            Auth::None => request,
-            Auth::Basic { username, password } => request.basic_auth(username, password.as_ref()),
-            Auth::Bearer(token) => request.bearer_auth(token),
+        Ok(match &self.auth {
+            Auth::None => (request, None),
+            Auth::Basic { username, password } => {
+                (request.basic_auth(username, password.as_ref()), None)
+            }
+            Auth::OAuth2(source) => {
+                let token = source.token().await?;
+                (request.bearer_auth(&token), Some(token))
+            }
+        })
+    }
+
+    /// After `err`: whether it is a 401 to an OAuth2 `token` that has now been renewed, so that
+    /// the request is worth sending again (once).
+    async fn renew(&self, err: &Error, token: Option<&str>) -> Result<bool, Error> {
+        let unauthorized = matches!(err, Error::Failed { source, .. }
+            if source.downcast_ref::<StatusError>().is_some_and(|s| s.status == StatusCode::UNAUTHORIZED));
+        match (&self.auth, token) {
+            (Auth::OAuth2(source), Some(token)) if unauthorized => source.renew(token).await,
+            _ => Ok(false),
         }
     }
 
@@ -229,9 +255,14 @@ impl Driver for Http {
 
     #[tracing::instrument(level = "debug", skip_all, fields(driver = self.driver, url = %key))]
     async fn get(&self, key: &str) -> Result<ByteStream, Error> {
-        let response = self
-            .send("GET", key, self.request(Method::GET, key))
-            .await?;
+        let (request, token) = self.request(Method::GET, key).await?;
+        let response = match self.send("GET", key, request).await {
+            Err(err) if self.renew(&err, token.as_deref()).await? => {
+                let (request, _) = self.request(Method::GET, key).await?;
+                self.send("GET", key, request).await?
+            }
+            other => other?,
+        };
         Ok(response.bytes_stream().map_err(body_error).boxed())
     }
 
@@ -239,14 +270,15 @@ impl Driver for Http {
     async fn put(&self, key: &str, body: ByteStream) -> Result<(), Error> {
         let progress = Progress::start();
         let body = progress.watch(body);
-        let request = self
-            .request(Method::PUT, key)
-            .body(reqwest::Body::wrap_stream(body));
+        let (request, token) = self.request(Method::PUT, key).await?;
+        let request = request.body(reqwest::Body::wrap_stream(body));
         let sent = self.send("PUT", key, request);
-        progress
-            .or_stall(sent, self.stall_limit, "PUT", key)
-            .await
-            .map(drop)
+        match progress.or_stall(sent, self.stall_limit, "PUT", key).await {
+            // The body is spent: a refused token makes the attempt transient, and the next
+            // attempt (the caller's retry policy) sends the new one.
+            Err(err) if self.renew(&err, token.as_deref()).await? => Err(transient(err)),
+            other => other.map(drop),
+        }
     }
 }
 
@@ -391,94 +423,20 @@ fn tls_config(identity: Option<(Vec<u8>, Vec<u8>)>) -> Result<rustls::ClientConf
     Ok(tls)
 }
 
-/// Runs the OAuth2 client-credentials flow (RFC 6749 §4.4) and returns the access token.
-///
-/// Like Go's `clientcredentials` (which Argo uses, with auth style auto-detection), the client
-/// credentials go in a basic auth header first and, if the server refuses that with 400 or 401,
-/// in the form body.
-async fn oauth2_token<S: Secrets>(
-    client: &reqwest::Client,
-    oauth2: &OAuth2Auth,
-    secrets: &S,
-) -> Result<String, Error> {
-    let (Some(id), Some(secret), Some(url)) = (
-        &oauth2.client_id_secret,
-        &oauth2.client_secret_secret,
-        &oauth2.token_url_secret,
-    ) else {
-        return Err(Error::Location {
-            driver: "http",
-            reason: "auth.oauth2 needs clientIDSecret, clientSecretSecret and tokenURLSecret"
-                .into(),
-        });
-    };
-    let id = text_secret(secrets, id).await?;
-    let secret = text_secret(secrets, secret).await?;
-    let url = text_secret(secrets, url).await?;
-
-    let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
-    let scopes = oauth2.scopes.as_deref().unwrap_or_default();
-    if !scopes.is_empty() {
-        form.push(("scope".into(), scopes.join(" ")));
+/// A failure made transient: worth another attempt after all.
+fn transient(err: Error) -> Error {
+    match err {
+        Error::Failed {
+            operation,
+            key,
+            source,
+        } => Error::Transient {
+            operation,
+            key,
+            source,
+        },
+        other => other,
     }
-    for param in oauth2.endpoint_params.iter().flatten() {
-        form.push((param.key.clone(), param.value.clone().unwrap_or_default()));
-    }
-
-    const OPERATION: &str = "oauth2 token from";
-    let send = |request: RequestBuilder| async {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| request_error(OPERATION, &url, e))?;
-        check("http", OPERATION, &url, response).await
-    };
-    let in_header = client
-        .post(&url)
-        .basic_auth(url_encode(&id), Some(url_encode(&secret)))
-        .form(&form);
-    let response = match send(in_header).await {
-        Err(Error::Failed { source, .. })
-            if source.downcast_ref::<StatusError>().is_some_and(|s| {
-                matches!(s.status, StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED)
-            }) =>
-        {
-            let mut form = form.clone();
-            form.push(("client_id".into(), id.clone()));
-            form.push(("client_secret".into(), secret.clone()));
-            send(client.post(&url).form(&form)).await?
-        }
-        other => other?,
-    };
-    let body: serde_json::Value = response.json().await.map_err(|e| Error::Failed {
-        operation: OPERATION,
-        key: url.clone(),
-        source: e.into(),
-    })?;
-    match body.get("access_token").and_then(|t| t.as_str()) {
-        Some(token) if !token.is_empty() => Ok(token.to_owned()),
-        _ => Err(Error::Failed {
-            operation: OPERATION,
-            key: url.clone(),
-            source: "the response has no access_token".into(),
-        }),
-    }
-}
-
-/// `application/x-www-form-urlencoded` escaping, which RFC 6749 §2.3.1 asks for on the client
-/// id and secret before they go into a basic auth header.
-fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(char::from(b))
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// Passes a success through; turns 404 into [`Error::NotFound`], a transient status into
@@ -687,7 +645,10 @@ mod tests {
         .await;
         let (location, secrets) = oauth2_location(&url);
         let http = Http::from_location(&location, &secrets).await.unwrap();
-        assert!(matches!(&http.auth, Auth::Bearer(t) if t == "tok-123"));
+        let Auth::OAuth2(source) = &http.auth else {
+            panic!("no oauth2 auth: {:?}", http.auth)
+        };
+        assert_eq!(source.current().await, "tok-123");
 
         let requests = server.await.unwrap();
         let request = &requests[0];
@@ -717,7 +678,10 @@ mod tests {
         .await;
         let (location, secrets) = oauth2_location(&url);
         let http = Http::from_location(&location, &secrets).await.unwrap();
-        assert!(matches!(&http.auth, Auth::Bearer(t) if t == "tok-456"));
+        let Auth::OAuth2(source) = &http.auth else {
+            panic!("no oauth2 auth: {:?}", http.auth)
+        };
+        assert_eq!(source.current().await, "tok-456");
         let requests = server.await.unwrap();
         let body = requests[1].split("\r\n\r\n").nth(1).unwrap();
         assert!(
@@ -798,10 +762,5 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Location { .. }), "{err}");
-    }
-
-    #[test]
-    fn url_encoding_follows_the_form_rules() {
-        assert_eq!(url_encode("a b:c/é"), "a+b%3Ac%2F%C3%A9");
     }
 }

@@ -29,6 +29,8 @@ mod hdfs;
 #[cfg(feature = "http")]
 mod http;
 mod local;
+#[cfg(feature = "http")]
+mod oauth2;
 #[cfg(feature = "oss")]
 mod oss;
 mod raw;

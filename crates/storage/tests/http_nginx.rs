@@ -12,6 +12,8 @@ mod nginx;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use argoexec_storage::{
@@ -66,11 +68,20 @@ fn start() -> Nginx {
     });
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for sub in ["www/files", "www/private", "www/token"] {
+    for sub in [
+        "www/files",
+        "www/private",
+        "www/token",
+        "www/bearer",
+        "www/bearer-new",
+    ] {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
     std::fs::write(d.join("www/files/target.txt"), "redirect target\n").unwrap();
     std::fs::write(d.join("www/token/secret.txt"), "header accepted\n").unwrap();
+    for dir in ["bearer", "bearer-new"] {
+        std::fs::write(d.join("www").join(dir).join("data.txt"), "token accepted\n").unwrap();
+    }
     std::fs::write(
         d.join("htpasswd"),
         nginx::htpasswd_line(USER, PASSWORD) + "\n",
@@ -97,6 +108,17 @@ fn start() -> Nginx {
             location /token/ {{
                 if ($http_x_token != "abc") {{ return 403; }}
             }}
+            location /bearer/ {{
+                if ($http_authorization !~ "^Bearer tok-[0-9]+$") {{ return 401; }}
+                dav_methods PUT;
+                create_full_put_path on;
+            }}
+            location /bearer-new/ {{
+                if ($http_authorization !~ "^Bearer tok-([2-9]|[0-9][0-9]+)$") {{ return 401; }}
+                dav_methods PUT;
+                create_full_put_path on;
+            }}
+            location /bearer-never/ {{ return 401; }}
             location = /unavailable {{ return 503 "try again later"; }}
             location = /moved {{ return 302 /files/target.txt; }}
             "#,
@@ -598,4 +620,129 @@ async fn put_gives_up_on_a_server_that_stops_taking_the_upload() {
         )
     );
     assert!(!server.root().join("files/stalled.bin").exists());
+}
+
+/// An OAuth2 token endpoint on a free port that hands out `tok-1`, `tok-2`, ... each valid for
+/// `expires_in` seconds; returns its URL and how many tokens it has handed out. Real HTTP/1.1,
+/// one request per connection.
+async fn token_endpoint(expires_in: u64) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/oauth/token", listener.local_addr().unwrap());
+    let issued = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&issued);
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Head and form body: the form ends the request (no body has a blank line).
+            while !String::from_utf8_lossy(&request).contains("grant_type=client_credentials") {
+                let n = conn.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the token request ended early");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let request = String::from_utf8_lossy(&request).to_string();
+            assert!(request.starts_with("POST /oauth/token "), "{request}");
+            let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+            let body = format!(
+                r#"{{"access_token":"tok-{n}","token_type":"bearer","expires_in":{expires_in}}}"#
+            );
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(response.as_bytes()).await.unwrap();
+            conn.shutdown().await.unwrap();
+        }
+    });
+    (url, issued)
+}
+
+/// A driver with OAuth2 credentials for `token_url`, through mounted secret files.
+async fn oauth2_driver(token_url: &str) -> (Http, tempfile::TempDir) {
+    let secrets = tempfile::tempdir().unwrap();
+    let dir = secrets.path().join("oauth");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (key, value) in [("id", "client"), ("secret", "s3cr3t"), ("url", token_url)] {
+        std::fs::write(dir.join(key), value).unwrap();
+    }
+    let location = serde_json::json!({"auth": {"oauth2": {
+        "clientIDSecret": {"name": "oauth", "key": "id"},
+        "clientSecretSecret": {"name": "oauth", "key": "secret"},
+        "tokenURLSecret": {"name": "oauth", "key": "url"},
+    }}});
+    let driver = http(location, &MountedSecrets::new(secrets.path())).await;
+    (driver, secrets)
+}
+
+#[tokio::test]
+async fn oauth2_token_is_fetched_once_and_reused_until_it_expires() {
+    let server = start();
+    let (token_url, issued) = token_endpoint(3600).await;
+    let (driver, _secrets) = oauth2_driver(&token_url).await;
+    for _ in 0..3 {
+        let data = read_all(&driver, &server.url("/bearer/data.txt")).await;
+        assert_eq!(data.unwrap(), b"token accepted\n");
+    }
+    assert_eq!(
+        issued.load(Ordering::SeqCst),
+        1,
+        "one token for every request"
+    );
+}
+
+#[tokio::test]
+async fn oauth2_token_is_fetched_again_once_expired() {
+    let server = start();
+    // 5 s is inside the 10 s margin: every token has expired by the time it is used.
+    let (token_url, issued) = token_endpoint(5).await;
+    let (driver, _secrets) = oauth2_driver(&token_url).await;
+    assert_eq!(issued.load(Ordering::SeqCst), 1);
+    for round in 2..=3 {
+        let data = read_all(&driver, &server.url("/bearer/data.txt")).await;
+        assert_eq!(data.unwrap(), b"token accepted\n");
+        assert_eq!(issued.load(Ordering::SeqCst), round);
+    }
+}
+
+#[tokio::test]
+async fn oauth2_token_refused_with_401_is_renewed_once_for_get_and_put() {
+    let server = start();
+    let (token_url, issued) = token_endpoint(3600).await;
+    let (driver, _secrets) = oauth2_driver(&token_url).await;
+
+    // tok-1 is refused, tok-2 accepted: the GET is sent again at once.
+    let data = read_all(&driver, &server.url("/bearer-new/data.txt")).await;
+    assert_eq!(data.unwrap(), b"token accepted\n");
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
+
+    // A PUT's body cannot be sent twice: a refusal is transient, the retry carries tok-2.
+    let (token_url, issued) = token_endpoint(3600).await;
+    let (driver, _secrets) = oauth2_driver(&token_url).await;
+    let url = server.url("/bearer-new/up/put.bin");
+    upload(&driver, &url, b"uploaded with a renewed token", &retries(2))
+        .await
+        .unwrap();
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        on_disk(&server.root(), "bearer-new/up/put.bin"),
+        b"uploaded with a renewed token"
+    );
+}
+
+#[tokio::test]
+async fn oauth2_token_refused_twice_fails_with_the_401() {
+    let server = start();
+    let (token_url, issued) = token_endpoint(3600).await;
+    let (driver, _secrets) = oauth2_driver(&token_url).await;
+    let url = server.url("/bearer-never/data.txt");
+    let err = read_all(&driver, &url).await.unwrap_err();
+    assert!(matches!(err, Error::Failed { .. }), "{err}");
+    assert!(
+        chain(&err).starts_with(&format!("GET {url}: 401 Unauthorized")),
+        "{}",
+        chain(&err)
+    );
+    assert_eq!(issued.load(Ordering::SeqCst), 2, "renewed once, not again");
 }
