@@ -565,7 +565,9 @@ fn remove_any(path: &Path) -> io::Result<()> {
 /// A gix failure as a storage error: connection trouble is transient, refused credentials and
 /// everything else are not.
 fn failure(operation: &'static str, key: &str, err: gix::Error) -> Error {
-    let denied = err.is_unauthenticated() || err.is_permission_denied();
+    let denied = err.is_unauthenticated()
+        || err.is_permission_denied()
+        || err.iter_errors().any(crate::retry::is_tls_refusal);
     let transient = !denied
         && (err.can_retry_lenient()
             || err

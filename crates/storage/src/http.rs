@@ -493,10 +493,11 @@ async fn excerpt(response: Response) -> Option<String> {
 /// failure of the kinds [`is_transient_io`] names (including those of a streamed request body)
 /// and a connection the server closed before it answered.
 pub(crate) fn request_error(operation: &'static str, url: &str, err: reqwest::Error) -> Error {
-    let transient = err.is_connect()
-        || err.is_timeout()
-        || io_cause(&err).is_some_and(is_transient_io)
-        || connection_dropped(&err);
+    let transient = !crate::retry::is_tls_refusal(&err)
+        && (err.is_connect()
+            || err.is_timeout()
+            || io_cause(&err).is_some_and(is_transient_io)
+            || connection_dropped(&err));
     Error::request(transient, operation, url, err)
 }
 

@@ -9,6 +9,8 @@
 mod gitrepos;
 #[path = "../../../tests/support/nginx.rs"]
 mod nginx;
+#[path = "../../../tests/support/tls.rs"]
+mod tls;
 
 use std::path::Path;
 
@@ -468,4 +470,43 @@ async fn ssh_with_a_key_the_server_does_not_accept_fails_for_good() {
         "{text}"
     );
     assert!(!fx.dir.path().join("bad").exists());
+}
+
+#[tokio::test]
+async fn https_with_a_private_ca_is_refused_unless_insecure_skip_tls() {
+    let Some(fx) = Fixture::new() else { return };
+    let Some(server) = GitHttp::start(&fx.root) else {
+        return;
+    };
+    let certs = tempfile::tempdir().unwrap();
+    tls::make_certificates(certs.path());
+    let plain_port: u16 = server
+        .url("")
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (_socat, port) = tls::tls_front(certs.path(), plain_port);
+    let url = format!("https://127.0.0.1:{port}/git/repo.git");
+
+    // The CA is known nowhere: the certificate is refused, for good.
+    let err = checkout(fx.dir.path(), serde_json::json!({"repo": url}))
+        .await
+        .unwrap_err();
+    let text = chain(&err);
+    assert!(!err.is_transient(), "{text}");
+    assert!(text.contains(&url), "{text}");
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+
+    let (commit, out) = checkout(
+        fx.dir.path(),
+        serde_json::json!({"repo": url, "insecureSkipTLS": true}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}\n{}", chain(&e), server.error_log()));
+    assert_eq!(commit, fx.three);
+    // The submodule's relative URL is https through the same front, with the same setting.
+    assert_eq!(read(&out, "sub/sub.txt"), "in the submodule\n");
 }

@@ -334,6 +334,8 @@ async fn artifactory_puts_and_gets_with_basic_auth() {
 
 #[path = "../../../tests/support/faultproxy.rs"]
 mod faultproxy;
+#[path = "../../../tests/support/tls.rs"]
+mod tls;
 
 use faultproxy::{Fault, FaultProxy};
 
@@ -745,4 +747,18 @@ async fn oauth2_token_refused_twice_fails_with_the_401() {
         chain(&err)
     );
     assert_eq!(issued.load(Ordering::SeqCst), 2, "renewed once, not again");
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_fails_for_good() {
+    let server = start();
+    let certs = tempfile::tempdir().unwrap();
+    tls::make_certificates(certs.path());
+    let (_socat, port) = tls::tls_front(certs.path(), server.port);
+    let url = format!("https://127.0.0.1:{port}/files/instance.txt");
+    let err = read_all(&plain().await, &url).await.unwrap_err();
+    let text = chain(&err);
+    assert!(matches!(err, Error::Failed { .. }), "{text} {err:?}");
+    assert!(text.starts_with(&format!("GET {url}: ")), "{text}");
+    assert!(text.contains("UnknownIssuer"), "{text}");
 }
