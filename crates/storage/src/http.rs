@@ -1,9 +1,10 @@
 //! Files served over HTTP(S): fetched with GET, saved with PUT. The key is the file's URL.
 //!
 //! Everything a request needs is resolved once, in [`Http::from_location`]: headers, basic auth,
-//! the first OAuth2 client-credentials token (renewed when it
-//! expires or is refused: `oauth2.rs`), a TLS client certificate. Bodies stream both ways; nothing
-//! is buffered in memory or on disk. Redirects are followed (at most 10).
+//! the first OAuth2 client-credentials token (renewed when it expires or is refused: `oauth2.rs`),
+//! a TLS client certificate. Bodies stream both ways; nothing is buffered in memory or on disk.
+//! Redirects are followed (at most 10). A PUT may take any time while the server takes data: a
+//! stall is caught by a watchdog ([`HttpTimeouts::read`]), not by a timeout on the whole request.
 //!
 //! TLS is rustls with the aws-lc-rs provider, chosen explicitly here rather than through the
 //! process-wide default, so that no caller has to install one and aws-sdk-s3 links the same code.
