@@ -31,6 +31,9 @@ pub(crate) enum Fault {
     /// the connection open, until the client hangs up (or [`STALL_LIMIT`] passes). With 0, the
     /// request reaches the server but no answer ever comes.
     StallAfter(usize),
+    /// Pass the request through, but stop reading it after this many bytes while keeping the
+    /// connection open (a server that stopped taking an upload), for [`STALL_LIMIT`] at most.
+    StallRequestAfter(usize),
 }
 
 /// How long a stalled connection is held at most, so that a test that never gives up still ends.
@@ -118,6 +121,7 @@ fn serve(mut client: TcpStream, upstream: u16, fault: Option<Fault>) {
         Some(Fault::CutAfter(limit)) => pipe(client, upstream, Some((limit, Stop::Close))),
         Some(Fault::ResetAfter(limit)) => pipe(client, upstream, Some((limit, Stop::Reset))),
         Some(Fault::StallAfter(limit)) => pipe(client, upstream, Some((limit, Stop::Stall))),
+        Some(Fault::StallRequestAfter(limit)) => stall_request(client, upstream, limit),
         None => pipe(client, upstream, None),
     }
 }
@@ -186,4 +190,29 @@ fn pipe(client: TcpStream, upstream: u16, limit: Option<(usize, Stop)>) {
     }
     let _ = c_write.shutdown(Shutdown::Both);
     let _ = s_read.shutdown(Shutdown::Both);
+}
+
+/// Forwards the first `limit` bytes of the request, then reads no more: the client's sends fill
+/// the socket buffers and block. Closes after [`STALL_LIMIT`].
+fn stall_request(mut client: TcpStream, upstream: u16, limit: usize) {
+    let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    let mut forwarded = 0;
+    let mut buf = [0u8; 16384];
+    while forwarded < limit {
+        let want = buf.len().min(limit - forwarded);
+        match client.read(&mut buf[..want]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if server.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+                forwarded += n;
+            }
+        }
+    }
+    thread::sleep(STALL_LIMIT);
+    let _ = client.shutdown(Shutdown::Both);
+    let _ = server.shutdown(Shutdown::Both);
 }

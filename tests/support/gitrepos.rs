@@ -167,6 +167,32 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Starts `command(port)` on a free port, again on another when the port was taken meanwhile;
+/// returns the server once it accepts connections, with its port.
+fn spawn_listening(name: &str, mut command: impl FnMut(u16) -> Command) -> (Child, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = command(port)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let started = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break; // the port was taken: try another
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return (child, port);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{name} did not listen on {port} within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("{name} could not start on a free port");
+}
+
 /// Children killed when dropped.
 struct Children(Vec<Child>);
 
@@ -189,9 +215,9 @@ impl GitDaemon {
     /// Starts the daemon. `None` when git is missing (outside CI).
     pub(crate) fn start(root: &Path) -> Option<Self> {
         program("git")?;
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = Command::new("git")
+        let (child, port) = spawn_listening("git daemon", |port| {
+            let mut command = Command::new("git");
+            command
                 .arg("daemon")
                 .arg("--reuseaddr")
                 .arg("--export-all")
@@ -200,28 +226,13 @@ impl GitDaemon {
                 .arg(format!("--port={port}"))
                 .arg(root)
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let started = Instant::now();
-            loop {
-                if child.try_wait().unwrap().is_some() {
-                    break; // the port was taken: try another
-                }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Some(Self {
-                        _children: Children(vec![child]),
-                        port,
-                    });
-                }
-                assert!(
-                    started.elapsed() < Duration::from_secs(10),
-                    "git daemon did not listen on {port} within 10 s"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!("git daemon could not find a free port");
+                .stderr(Stdio::null());
+            command
+        });
+        Some(Self {
+            _children: Children(vec![child]),
+            port,
+        })
     }
 
     /// The git:// URL of `name` (e.g. `repo.git`).
@@ -333,5 +344,92 @@ impl GitHttp {
     /// nginx's error log, for failure messages.
     pub(crate) fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+    }
+}
+
+/// OpenSSH's sshd on 127.0.0.1 with a fresh host key, letting the current user (root in CI) in
+/// with a fresh client key only; git runs through the login shell as usual.
+pub(crate) struct GitSsh {
+    _children: Children,
+    port: u16,
+    user: String,
+    /// The client's private key (OpenSSH PEM).
+    pub(crate) key: String,
+    /// A key the server does not accept.
+    pub(crate) other_key: String,
+    dir: tempfile::TempDir,
+}
+
+impl GitSsh {
+    /// Starts sshd. `None` when sshd or ssh-keygen is missing (outside CI).
+    pub(crate) fn start() -> Option<Self> {
+        let sshd = program("sshd")?;
+        let keygen = program("ssh-keygen")?;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let make_key = |name: &str| {
+            let status = Command::new(&keygen)
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+                .arg(d.join(name))
+                .status()
+                .unwrap();
+            assert!(status.success(), "ssh-keygen {name}");
+            std::fs::read_to_string(d.join(name)).unwrap()
+        };
+        make_key("host_key");
+        let key = make_key("client_key");
+        let other_key = make_key("other_key");
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        // sshd's privilege separation directory, which Debian's service unit would create.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let user = std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "root".into());
+
+        let (child, port) = spawn_listening("sshd", |port| {
+            let config = d.join("sshd_config");
+            std::fs::write(
+                &config,
+                format!(
+                    "ListenAddress 127.0.0.1\nPort {port}\nHostKey {d}/host_key\n\
+                     AuthorizedKeysFile {d}/authorized_keys\nPidFile none\nStrictModes no\n\
+                     UsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                     KbdInteractiveAuthentication no\nLogLevel ERROR\n",
+                    d = d.display()
+                ),
+            )
+            .unwrap();
+            let mut command = Command::new(&sshd);
+            command
+                .args(["-D", "-e", "-f"])
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(d.join("sshd.log")).unwrap());
+            command
+        });
+        Some(Self {
+            _children: Children(vec![child]),
+            port,
+            user,
+            key,
+            other_key,
+            dir,
+        })
+    }
+
+    /// The ssh:// URL of the repository at `path` (absolute).
+    pub(crate) fn url(&self, path: &Path) -> String {
+        format!(
+            "ssh://{}@127.0.0.1:{}{}",
+            self.user,
+            self.port,
+            path.display()
+        )
+    }
+
+    /// sshd's log, for failure messages.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
     }
 }

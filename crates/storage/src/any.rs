@@ -9,6 +9,8 @@ use crate::driver::{ByteStream, Driver, Error, Secrets};
 use crate::gcs::Gcs;
 #[cfg(feature = "git")]
 use crate::git::Git;
+#[cfg(feature = "hdfs")]
+use crate::hdfs::Hdfs;
 #[cfg(feature = "oss")]
 use crate::oss::Oss;
 use crate::raw::Raw;
@@ -56,6 +58,9 @@ pub enum AnyDriver {
     /// `git`: a repository, checked out whole (input only).
     #[cfg(feature = "git")]
     Git(Git),
+    /// `hdfs`: a file in HDFS.
+    #[cfg(feature = "hdfs")]
+    Hdfs(Hdfs),
 }
 
 impl AnyDriver {
@@ -152,6 +157,14 @@ impl AnyDriver {
                 let repo = git.repo().to_owned();
                 Ok((Self::Git(git), repo))
             }
+            #[cfg(feature = "hdfs")]
+            LocationKind::Hdfs => {
+                let hdfs = location.hdfs.as_ref().ok_or(Error::Location {
+                    driver: "hdfs",
+                    reason: "no hdfs location".into(),
+                })?;
+                Ok((Self::Hdfs(Hdfs::from_location(hdfs)?), key))
+            }
             other => Err(Error::Unsupported {
                 driver: other.as_str(),
                 operation: "transfers in this build (driver not implemented yet)",
@@ -178,6 +191,8 @@ impl Driver for AnyDriver {
             Self::Artifactory(d) => d.name(),
             #[cfg(feature = "git")]
             Self::Git(d) => d.name(),
+            #[cfg(feature = "hdfs")]
+            Self::Hdfs(d) => d.name(),
         }
     }
 
@@ -198,6 +213,8 @@ impl Driver for AnyDriver {
             Self::Artifactory(d) => d.get(key).await,
             #[cfg(feature = "git")]
             Self::Git(d) => d.get(key).await,
+            #[cfg(feature = "hdfs")]
+            Self::Hdfs(d) => d.get(key).await,
         }
     }
 
@@ -218,6 +235,8 @@ impl Driver for AnyDriver {
             Self::Artifactory(d) => d.put(key, body).await,
             #[cfg(feature = "git")]
             Self::Git(d) => d.put(key, body).await,
+            #[cfg(feature = "hdfs")]
+            Self::Hdfs(d) => d.put(key, body).await,
         }
     }
 
@@ -238,6 +257,8 @@ impl Driver for AnyDriver {
             Self::Artifactory(d) => d.list(prefix).await,
             #[cfg(feature = "git")]
             Self::Git(d) => d.list(prefix).await,
+            #[cfg(feature = "hdfs")]
+            Self::Hdfs(d) => d.list(prefix).await,
         }
     }
 
@@ -258,6 +279,8 @@ impl Driver for AnyDriver {
             Self::Artifactory(d) => d.is_dir(key).await,
             #[cfg(feature = "git")]
             Self::Git(d) => d.is_dir(key).await,
+            #[cfg(feature = "hdfs")]
+            Self::Hdfs(d) => d.is_dir(key).await,
         }
     }
 
@@ -272,6 +295,8 @@ impl Driver for AnyDriver {
             Self::Artifactory(d) => d.is_checkout(),
             #[cfg(feature = "git")]
             Self::Git(d) => d.is_checkout(),
+            #[cfg(feature = "hdfs")]
+            Self::Hdfs(d) => d.is_checkout(),
             #[cfg(feature = "azure")]
             Self::Azure(d) => d.is_checkout(),
             #[cfg(feature = "gcs")]
@@ -292,6 +317,8 @@ impl Driver for AnyDriver {
             Self::Artifactory(d) => d.checkout(dest).await,
             #[cfg(feature = "git")]
             Self::Git(d) => d.checkout(dest).await,
+            #[cfg(feature = "hdfs")]
+            Self::Hdfs(d) => d.checkout(dest).await,
             #[cfg(feature = "azure")]
             Self::Azure(d) => d.checkout(dest).await,
             #[cfg(feature = "gcs")]
@@ -318,6 +345,8 @@ impl Driver for AnyDriver {
             Self::Artifactory(d) => d.delete(key).await,
             #[cfg(feature = "git")]
             Self::Git(d) => d.delete(key).await,
+            #[cfg(feature = "hdfs")]
+            Self::Hdfs(d) => d.delete(key).await,
         }
     }
 }

@@ -188,8 +188,20 @@ impl Git {
             self.access.insecure_ignore_host_key,
         );
         let result = (|| {
+            let url = remote_url(&self.repo)?;
+            if url.scheme == gix::url::Scheme::Ssh
+                && on_path("ssh", std::env::var_os("PATH").as_deref()).is_none()
+            {
+                return Err(Error::Failed {
+                    operation: "clone",
+                    key: self.repo.clone(),
+                    source: "ssh URLs need the `ssh` program, which is not on PATH \
+                             (install openssh-client in the image)"
+                        .into(),
+                });
+            }
             let plan = Plan {
-                url: remote_url(&self.repo)?,
+                url,
                 dir: &staging,
                 want: match &self.revision {
                     Some(r) => Want::Revision(r),
@@ -513,6 +525,16 @@ fn ssh_overrides(key: Option<&Path>, insecure_ignore_host_key: bool) -> Vec<Stri
     ]
 }
 
+/// The first executable file `name` in the directories of `path` (a `PATH` value).
+fn on_path(name: &str, path: Option<&std::ffi::OsStr>) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::split_paths(path?)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 /// `s` as one single-quoted shell word.
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -543,11 +565,36 @@ fn remove_any(path: &Path) -> io::Result<()> {
 /// A gix failure as a storage error: connection trouble is transient, refused credentials and
 /// everything else are not.
 fn failure(operation: &'static str, key: &str, err: gix::Error) -> Error {
-    let denied = err.is_unauthenticated() || err.is_permission_denied();
+    let denied = err.is_unauthenticated()
+        || err.is_permission_denied()
+        || err.iter_errors().any(crate::retry::is_tls_refusal);
     let transient = !denied
         && (err.can_retry_lenient()
             || err
                 .iter_errors()
                 .any(|e| e.downcast_ref::<io::Error>().is_some_and(is_transient_io)));
     Error::request(transient, operation, key, err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn on_path_finds_only_executable_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bin, empty) = (dir.path().join("bin"), dir.path().join("empty"));
+        std::fs::create_dir_all(bin.join("ssh-dir")).unwrap();
+        std::fs::create_dir_all(&empty).unwrap();
+        std::fs::write(bin.join("ssh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(bin.join("plain"), "").unwrap();
+        let path = std::env::join_paths([&empty, &bin]).unwrap();
+        assert_eq!(on_path("ssh", Some(&path)), Some(bin.join("ssh")));
+        assert_eq!(on_path("plain", Some(&path)), None, "not executable");
+        assert_eq!(on_path("ssh-dir", Some(&path)), None, "a directory");
+        assert_eq!(on_path("ssh", Some(empty.as_os_str())), None);
+        assert_eq!(on_path("ssh", None), None);
+    }
 }

@@ -1,24 +1,31 @@
 //! Files served over HTTP(S): fetched with GET, saved with PUT. The key is the file's URL.
 //!
 //! Everything a request needs is resolved once, in [`Http::from_location`]: headers, basic auth,
-//! an OAuth2 client-credentials token, a TLS client certificate. Bodies stream both ways; nothing
-//! is buffered in memory or on disk. Redirects are followed (at most 10).
+//! the first OAuth2 client-credentials token (renewed when it expires or is refused: `oauth2.rs`),
+//! a TLS client certificate. Bodies stream both ways; nothing is buffered in memory or on disk.
+//! Redirects are followed (at most 10). A PUT may take any time while the server takes data: a
+//! stall is caught by a watchdog ([`HttpTimeouts::read`]), not by a timeout on the whole request.
 //!
 //! TLS is rustls with the aws-lc-rs provider, chosen explicitly here rather than through the
 //! process-wide default, so that no caller has to install one and aws-sdk-s3 links the same code.
 
+use std::future::Future;
 use std::io;
-use std::sync::Arc;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argoexec_template::{HttpArtifact, OAuth2Auth};
+use argoexec_template::HttpArtifact;
+use futures::future::Either;
 use futures::{StreamExt as _, TryStreamExt as _};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::time::Instant;
 
 use crate::driver::{ByteStream, Driver, Error, Secrets, text_secret};
+use crate::oauth2::TokenSource;
 use crate::retry::{is_transient_io, is_transient_status};
 
 /// How long the HTTP drivers wait for the server.
@@ -26,9 +33,11 @@ use crate::retry::{is_transient_io, is_transient_status};
 pub struct HttpTimeouts {
     /// For a TCP (and TLS) connection.
     pub connect: Duration,
-    /// For the response head, counted from the start of the request (reqwest's rule, so a PUT
-    /// whose upload takes longer fails), then between two reads of the body. There is no total
-    /// timeout: artifacts are as large as users make them.
+    /// How long the server may make no progress. A GET waits this long for the response head,
+    /// then between two reads of the body. A PUT's upload may take any time while the server
+    /// takes data; it fails when the server has taken none for this long, or has not answered
+    /// this long after the last byte was sent. There is no total timeout: artifacts are as large
+    /// as users make them.
     pub read: Duration,
 }
 
@@ -49,6 +58,11 @@ const EXCERPT_LEN: usize = 256;
 pub struct Http {
     driver: &'static str,
     client: reqwest::Client,
+    /// For PUT: no read timeout, whose clock reqwest starts with the request (so it would cut a
+    /// long upload); [`Progress`] watches for a stall instead.
+    upload_client: reqwest::Client,
+    /// How long an upload may make no progress.
+    stall_limit: Duration,
     headers: HeaderMap,
     auth: Auth,
 }
@@ -62,7 +76,7 @@ enum Auth {
         username: String,
         password: Option<String>,
     },
-    Bearer(String),
+    OAuth2(Arc<TokenSource>),
 }
 
 // Hand-written so that credentials never reach a log line.
@@ -71,7 +85,7 @@ impl std::fmt::Debug for Auth {
         f.write_str(match self {
             Self::None => "None",
             Self::Basic { .. } => "Basic(..)",
-            Self::Bearer(_) => "Bearer(..)",
+            Self::OAuth2(_) => "OAuth2(..)",
         })
     }
 }
@@ -130,7 +144,7 @@ impl Http {
                 Some((chain, key))
             }
         };
-        let client = client(identity, timeouts)?;
+        let (client, upload_client) = clients(identity, timeouts)?;
 
         let auth = match auth {
             Some(a) if a.basic_auth.is_some() && a.oauth2.is_some() => {
@@ -149,7 +163,9 @@ impl Http {
                         },
                     }
                 }
-                (None, Some(oauth2)) => Auth::Bearer(oauth2_token(&client, oauth2, secrets).await?),
+                (None, Some(oauth2)) => Auth::OAuth2(Arc::new(
+                    TokenSource::new(client.clone(), oauth2, secrets).await?,
+                )),
                 (None, None) => Auth::None,
             },
             None => Auth::None,
@@ -157,6 +173,8 @@ impl Http {
         Ok(Self {
             driver: "http",
             client,
+            upload_client,
+            stall_limit: timeouts.read,
             headers,
             auth,
         })
@@ -168,23 +186,51 @@ impl Http {
         username: String,
         password: Option<String>,
     ) -> Result<Self, Error> {
+        let timeouts = HttpTimeouts::default();
+        let (client, upload_client) = clients(None, timeouts)?;
         Ok(Self {
             driver,
-            client: client(None, HttpTimeouts::default())?,
+            client,
+            upload_client,
+            stall_limit: timeouts.read,
             headers: HeaderMap::new(),
             auth: Auth::Basic { username, password },
         })
     }
 
-    fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        let request = self
-            .client
-            .request(method, url)
-            .headers(self.headers.clone());
-        match &self.auth {
-            Auth::None => request,
-            Auth::Basic { username, password } => request.basic_auth(username, password.as_ref()),
-            Auth::Bearer(token) => request.bearer_auth(token),
+    /// A request with the driver's headers and credentials; also returns the OAuth2 token sent,
+    /// if any, for [`Http::renew`].
+    async fn request(
+        &self,
+        method: Method,
+        url: &str,
+    ) -> Result<(RequestBuilder, Option<String>), Error> {
+        let client = if method == Method::PUT {
+            &self.upload_client
+        } else {
+            &self.client
+        };
+        let request = client.request(method, url).headers(self.headers.clone());
+        Ok(match &self.auth {
+            Auth::None => (request, None),
+            Auth::Basic { username, password } => {
+                (request.basic_auth(username, password.as_ref()), None)
+            }
+            Auth::OAuth2(source) => {
+                let token = source.token().await?;
+                (request.bearer_auth(&token), Some(token))
+            }
+        })
+    }
+
+    /// After `err`: whether it is a 401 to an OAuth2 `token` that has now been renewed, so that
+    /// the request is worth sending again (once).
+    async fn renew(&self, err: &Error, token: Option<&str>) -> Result<bool, Error> {
+        let unauthorized = matches!(err, Error::Failed { source, .. }
+            if source.downcast_ref::<StatusError>().is_some_and(|s| s.status == StatusCode::UNAUTHORIZED));
+        match (&self.auth, token) {
+            (Auth::OAuth2(source), Some(token)) if unauthorized => source.renew(token).await,
+            _ => Ok(false),
         }
     }
 
@@ -210,27 +256,138 @@ impl Driver for Http {
 
     #[tracing::instrument(level = "debug", skip_all, fields(driver = self.driver, url = %key))]
     async fn get(&self, key: &str) -> Result<ByteStream, Error> {
-        let response = self
-            .send("GET", key, self.request(Method::GET, key))
-            .await?;
+        let (request, token) = self.request(Method::GET, key).await?;
+        let response = match self.send("GET", key, request).await {
+            Err(err) if self.renew(&err, token.as_deref()).await? => {
+                let (request, _) = self.request(Method::GET, key).await?;
+                self.send("GET", key, request).await?
+            }
+            other => other?,
+        };
         Ok(response.bytes_stream().map_err(body_error).boxed())
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(driver = self.driver, url = %key))]
     async fn put(&self, key: &str, body: ByteStream) -> Result<(), Error> {
-        let request = self
-            .request(Method::PUT, key)
-            .body(reqwest::Body::wrap_stream(body));
-        self.send("PUT", key, request).await.map(drop)
+        let progress = Progress::start();
+        let body = progress.watch(body);
+        let (request, token) = self.request(Method::PUT, key).await?;
+        let request = request.body(reqwest::Body::wrap_stream(body));
+        let sent = self.send("PUT", key, request);
+        match progress.or_stall(sent, self.stall_limit, "PUT", key).await {
+            // The body is spent: a refused token makes the attempt transient, and the next
+            // attempt (the caller's retry policy) sends the new one.
+            Err(err) if self.renew(&err, token.as_deref()).await? => Err(transient(err)),
+            other => other.map(drop),
+        }
     }
 }
 
+/// When an upload last made progress: the server took a chunk of the body, or the body ended.
+#[derive(Clone)]
+struct Progress(Arc<Mutex<Instant>>);
+
+impl Progress {
+    fn start() -> Self {
+        Self(Arc::new(Mutex::new(Instant::now())))
+    }
+
+    fn mark(&self) {
+        // A poisoned lock only means another holder panicked; the instant is still usable.
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn last(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `body`, marking progress each time the client takes a chunk and when it ends. The client
+    /// takes the next chunk only when the socket has room, so a server that stops reading stops
+    /// the marks.
+    fn watch(&self, body: ByteStream) -> ByteStream {
+        let (each, end) = (self.clone(), self.clone());
+        body.inspect(move |_| each.mark())
+            .chain(futures::stream::poll_fn(move |_| {
+                end.mark();
+                std::task::Poll::Ready(None)
+            }))
+            .boxed()
+    }
+
+    /// Runs `request` until it is done, or fails it as transient once no progress was made for
+    /// `limit`: a server that stopped taking the body, or that has not answered `limit` after it.
+    async fn or_stall<T>(
+        &self,
+        request: impl Future<Output = Result<T, Error>>,
+        limit: Duration,
+        operation: &'static str,
+        url: &str,
+    ) -> Result<T, Error> {
+        let mut request = pin!(request);
+        loop {
+            let deadline = self.last() + limit;
+            let sleep = pin!(tokio::time::sleep_until(deadline));
+            match futures::future::select(request.as_mut(), sleep).await {
+                Either::Left((done, _)) => return done,
+                Either::Right(((), _)) if self.last() + limit <= Instant::now() => {
+                    let stalled = io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "timed out: the server took no data and sent no answer for {limit:?}"
+                        ),
+                    );
+                    return Err(Error::request(true, operation, url, stalled));
+                }
+                Either::Right(_) => {}
+            }
+        }
+    }
+}
+
+/// The clients of one driver: for GET (with the read timeout) and for PUT (without; see
+/// [`Progress`]).
+fn clients(
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+    timeouts: HttpTimeouts,
+) -> Result<(reqwest::Client, reqwest::Client), Error> {
+    let tls = tls_config(identity)?;
+    let upload = builder(tls.clone(), timeouts).build();
+    let get = builder(tls, timeouts).read_timeout(timeouts.read).build();
+    let built = |r: reqwest::Result<reqwest::Client>| {
+        r.map_err(|e| Error::Location {
+            driver: "http",
+            reason: format!("http client: {e}"),
+        })
+    };
+    Ok((built(get)?, built(upload)?))
+}
+
 /// A client over rustls with aws-lc-rs, the system's roots and, optionally, a client certificate
-/// (PEM chain, PEM key).
+/// (PEM chain, PEM key). The read timeout covers a whole request (with its body) until the
+/// response head: use it for requests with small bodies.
 pub(crate) fn client(
     identity: Option<(Vec<u8>, Vec<u8>)>,
     timeouts: HttpTimeouts,
 ) -> Result<reqwest::Client, Error> {
+    builder(tls_config(identity)?, timeouts)
+        .read_timeout(timeouts.read)
+        .build()
+        .map_err(|e| Error::Location {
+            driver: "http",
+            reason: format!("http client: {e}"),
+        })
+}
+
+/// A client builder with our TLS, connect timeout and redirect policy.
+fn builder(tls: rustls::ClientConfig, timeouts: HttpTimeouts) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .connect_timeout(timeouts.connect)
+        .redirect(reqwest::redirect::Policy::limited(10))
+}
+
+/// rustls with aws-lc-rs, the system's roots and, optionally, a client certificate.
+fn tls_config(identity: Option<(Vec<u8>, Vec<u8>)>) -> Result<rustls::ClientConfig, Error> {
     let bad = |reason: String| Error::Location {
         driver: "http",
         reason,
@@ -264,104 +421,23 @@ pub(crate) fn client(
     };
     // reqwest is built without HTTP/2.
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .connect_timeout(timeouts.connect)
-        .read_timeout(timeouts.read)
-        .redirect(reqwest::redirect::Policy::limited(10))
-        .build()
-        .map_err(|e| bad(format!("http client: {e}")))
+    Ok(tls)
 }
 
-/// Runs the OAuth2 client-credentials flow (RFC 6749 §4.4) and returns the access token.
-///
-/// Like Go's `clientcredentials` (which Argo uses, with auth style auto-detection), the client
-/// credentials go in a basic auth header first and, if the server refuses that with 400 or 401,
-/// in the form body.
-async fn oauth2_token<S: Secrets>(
-    client: &reqwest::Client,
-    oauth2: &OAuth2Auth,
-    secrets: &S,
-) -> Result<String, Error> {
-    let (Some(id), Some(secret), Some(url)) = (
-        &oauth2.client_id_secret,
-        &oauth2.client_secret_secret,
-        &oauth2.token_url_secret,
-    ) else {
-        return Err(Error::Location {
-            driver: "http",
-            reason: "auth.oauth2 needs clientIDSecret, clientSecretSecret and tokenURLSecret"
-                .into(),
-        });
-    };
-    let id = text_secret(secrets, id).await?;
-    let secret = text_secret(secrets, secret).await?;
-    let url = text_secret(secrets, url).await?;
-
-    let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
-    let scopes = oauth2.scopes.as_deref().unwrap_or_default();
-    if !scopes.is_empty() {
-        form.push(("scope".into(), scopes.join(" ")));
+/// A failure made transient: worth another attempt after all.
+fn transient(err: Error) -> Error {
+    match err {
+        Error::Failed {
+            operation,
+            key,
+            source,
+        } => Error::Transient {
+            operation,
+            key,
+            source,
+        },
+        other => other,
     }
-    for param in oauth2.endpoint_params.iter().flatten() {
-        form.push((param.key.clone(), param.value.clone().unwrap_or_default()));
-    }
-
-    const OPERATION: &str = "oauth2 token from";
-    let send = |request: RequestBuilder| async {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| request_error(OPERATION, &url, e))?;
-        check("http", OPERATION, &url, response).await
-    };
-    let in_header = client
-        .post(&url)
-        .basic_auth(url_encode(&id), Some(url_encode(&secret)))
-        .form(&form);
-    let response = match send(in_header).await {
-        Err(Error::Failed { source, .. })
-            if source.downcast_ref::<StatusError>().is_some_and(|s| {
-                matches!(s.status, StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED)
-            }) =>
-        {
-            let mut form = form.clone();
-            form.push(("client_id".into(), id.clone()));
-            form.push(("client_secret".into(), secret.clone()));
-            send(client.post(&url).form(&form)).await?
-        }
-        other => other?,
-    };
-    let body: serde_json::Value = response.json().await.map_err(|e| Error::Failed {
-        operation: OPERATION,
-        key: url.clone(),
-        source: e.into(),
-    })?;
-    match body.get("access_token").and_then(|t| t.as_str()) {
-        Some(token) if !token.is_empty() => Ok(token.to_owned()),
-        _ => Err(Error::Failed {
-            operation: OPERATION,
-            key: url.clone(),
-            source: "the response has no access_token".into(),
-        }),
-    }
-}
-
-/// `application/x-www-form-urlencoded` escaping, which RFC 6749 §2.3.1 asks for on the client
-/// id and secret before they go into a basic auth header.
-fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(char::from(b))
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// Passes a success through; turns 404 into [`Error::NotFound`], a transient status into
@@ -418,10 +494,11 @@ async fn excerpt(response: Response) -> Option<String> {
 /// failure of the kinds [`is_transient_io`] names (including those of a streamed request body)
 /// and a connection the server closed before it answered.
 pub(crate) fn request_error(operation: &'static str, url: &str, err: reqwest::Error) -> Error {
-    let transient = err.is_connect()
-        || err.is_timeout()
-        || io_cause(&err).is_some_and(is_transient_io)
-        || connection_dropped(&err);
+    let transient = !crate::retry::is_tls_refusal(&err)
+        && (err.is_connect()
+            || err.is_timeout()
+            || io_cause(&err).is_some_and(is_transient_io)
+            || connection_dropped(&err));
     Error::request(transient, operation, url, err)
 }
 
@@ -570,7 +647,10 @@ mod tests {
         .await;
         let (location, secrets) = oauth2_location(&url);
         let http = Http::from_location(&location, &secrets).await.unwrap();
-        assert!(matches!(&http.auth, Auth::Bearer(t) if t == "tok-123"));
+        let Auth::OAuth2(source) = &http.auth else {
+            panic!("no oauth2 auth: {:?}", http.auth)
+        };
+        assert_eq!(source.current().await, "tok-123");
 
         let requests = server.await.unwrap();
         let request = &requests[0];
@@ -600,7 +680,10 @@ mod tests {
         .await;
         let (location, secrets) = oauth2_location(&url);
         let http = Http::from_location(&location, &secrets).await.unwrap();
-        assert!(matches!(&http.auth, Auth::Bearer(t) if t == "tok-456"));
+        let Auth::OAuth2(source) = &http.auth else {
+            panic!("no oauth2 auth: {:?}", http.auth)
+        };
+        assert_eq!(source.current().await, "tok-456");
         let requests = server.await.unwrap();
         let body = requests[1].split("\r\n\r\n").nth(1).unwrap();
         assert!(
@@ -681,10 +764,5 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Location { .. }), "{err}");
-    }
-
-    #[test]
-    fn url_encoding_follows_the_form_rules() {
-        assert_eq!(url_encode("a b:c/é"), "a+b%3Ac%2F%C3%A9");
     }
 }

@@ -9,8 +9,9 @@
 //! Drivers so far: [`LocalStore`] (a directory, the local runner's default repository), [`Raw`],
 //! `S3` (feature `s3`), `Http` and `Artifactory` (feature `http`), `Git` (feature `git`, input
 //! only: a repository is checked out whole through [`Driver::checkout`]), `Azure` (feature
-//! `azure`, object_store), `Gcs` (feature `gcs`, the JSON API on reqwest) and `Oss` (feature
-//! `oss`, OSS's S3-compatible API through `S3`). The hdfs driver is not written yet.
+//! `azure`, object_store), `Gcs` (feature `gcs`, the JSON API on reqwest), `Oss` (feature
+//! `oss`, OSS's S3-compatible API through `S3`) and `Hdfs` (feature `hdfs`, hdfs-native; no
+//! Kerberos).
 
 mod any;
 #[cfg(feature = "http")]
@@ -23,9 +24,13 @@ mod driver;
 mod gcs;
 #[cfg(feature = "git")]
 mod git;
+#[cfg(feature = "hdfs")]
+mod hdfs;
 #[cfg(feature = "http")]
 mod http;
 mod local;
+#[cfg(feature = "http")]
+mod oauth2;
 #[cfg(feature = "oss")]
 mod oss;
 mod raw;
@@ -45,6 +50,8 @@ pub use driver::{BoxError, ByteStream, Driver, Error, MountedSecrets, Secrets};
 pub use gcs::Gcs;
 #[cfg(feature = "git")]
 pub use git::Git;
+#[cfg(feature = "hdfs")]
+pub use hdfs::Hdfs;
 #[cfg(feature = "http")]
 pub use http::{Http, HttpTimeouts, StatusError};
 pub use local::LocalStore;

@@ -54,6 +54,32 @@ pub fn is_transient_io(err: &io::Error) -> bool {
     )
 }
 
+/// Whether a cause chain holds a TLS refusal (an untrusted or invalid certificate, a failed
+/// handshake): the same server refuses the same way again, so it is not worth another attempt,
+/// though HTTP clients report it as a connect error.
+#[cfg(any(feature = "http", feature = "git"))]
+pub(crate) fn is_tls_refusal(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        // io::Error's source skips the error it wraps (itself often an io::Error): look inside.
+        let mut inner = e;
+        loop {
+            if inner.is::<rustls::Error>() {
+                return true;
+            }
+            match inner
+                .downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(wrapped) => inner = wrapped,
+                None => break,
+            }
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// A failure that knows whether it is worth another attempt.
 pub trait Retryable: std::error::Error {
     /// True when the same request may succeed if sent again.

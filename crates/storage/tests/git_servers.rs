@@ -9,12 +9,14 @@
 mod gitrepos;
 #[path = "../../../tests/support/nginx.rs"]
 mod nginx;
+#[path = "../../../tests/support/tls.rs"]
+mod tls;
 
 use std::path::Path;
 
 use argoexec_storage::{Driver, Error, Git, MountedSecrets, Retryable as _, chain};
 use argoexec_template::GitArtifact;
-use gitrepos::{Fixture, GitDaemon, GitHttp, PASSWORD, USER, git};
+use gitrepos::{Fixture, GitDaemon, GitHttp, GitSsh, PASSWORD, USER, git};
 
 async fn driver(location: serde_json::Value, secrets: &MountedSecrets) -> Result<Git, Error> {
     let location: GitArtifact = serde_json::from_value(location).unwrap();
@@ -379,4 +381,132 @@ async fn objects_are_unsupported_a_repository_is_a_checkout() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("repo is not set"), "{err}");
+}
+
+/// The ssh key `key` as the mounted secret `ssh/key`.
+fn ssh_key(dir: &Path, name: &str, key: &str) -> MountedSecrets {
+    let root = dir.join(format!("secrets-{name}"));
+    std::fs::create_dir_all(root.join("ssh")).unwrap();
+    // Trimmed, as secrets often are: the driver adds the newline OpenSSH needs.
+    std::fs::write(root.join("ssh/key"), key.trim_end()).unwrap();
+    MountedSecrets::new(root)
+}
+
+#[tokio::test]
+async fn ssh_clones_with_a_private_key_and_an_ignored_host_key() {
+    let Some(fx) = Fixture::new() else { return };
+    let Some(server) = GitSsh::start() else {
+        return;
+    };
+    let secrets_dir = tempfile::tempdir().unwrap();
+    let location = |ignore_host_key: bool| {
+        serde_json::json!({
+            "repo": server.url(&fx.root.join("repo.git")),
+            "sshPrivateKeySecret": {"name": "ssh", "key": "key"},
+            "insecureIgnoreHostKey": ignore_host_key,
+        })
+    };
+
+    let good = driver(
+        location(true),
+        &ssh_key(secrets_dir.path(), "good", &server.key),
+    )
+    .await
+    .unwrap();
+    let out = fx.dir.path().join("over-ssh");
+    let commit = good
+        .checkout(&out)
+        .await
+        .unwrap_or_else(|e| panic!("{}\n{}", chain(&e), server.log()));
+    assert_eq!(commit, fx.three);
+    assert_eq!(read(&out, "README"), "three\n");
+    // The relative submodule URL is ssh too, reached with the same key and options.
+    assert_eq!(read(&out, "sub/sub.txt"), "in the submodule\n");
+
+    // The host key is checked unless told otherwise: this server's is known nowhere.
+    let strict = driver(
+        location(false),
+        &ssh_key(secrets_dir.path(), "good", &server.key),
+    )
+    .await
+    .unwrap();
+    let err = strict
+        .checkout(&fx.dir.path().join("strict"))
+        .await
+        .unwrap_err();
+    // ssh prints "Host key verification failed" to stderr and hangs up; gix only sees the
+    // connection end, which reads as transient (a retry meets the same refusal).
+    let text = chain(&err);
+    assert!(
+        text.contains(&server.url(&fx.root.join("repo.git"))),
+        "{text}"
+    );
+    assert!(!fx.dir.path().join("strict").exists());
+}
+
+#[tokio::test]
+async fn ssh_with_a_key_the_server_does_not_accept_fails_for_good() {
+    let Some(fx) = Fixture::new() else { return };
+    let Some(server) = GitSsh::start() else {
+        return;
+    };
+    let secrets_dir = tempfile::tempdir().unwrap();
+    let location = serde_json::json!({
+        "repo": server.url(&fx.root.join("repo.git")),
+        "sshPrivateKeySecret": {"name": "ssh", "key": "key"},
+        "insecureIgnoreHostKey": true,
+    });
+    let bad = driver(
+        location,
+        &ssh_key(secrets_dir.path(), "other", &server.other_key),
+    )
+    .await
+    .unwrap();
+    let err = bad.checkout(&fx.dir.path().join("bad")).await.unwrap_err();
+    let text = chain(&err);
+    assert!(!err.is_transient(), "{text}");
+    assert!(
+        text.contains(&server.url(&fx.root.join("repo.git"))),
+        "{text}"
+    );
+    assert!(!fx.dir.path().join("bad").exists());
+}
+
+#[tokio::test]
+async fn https_with_a_private_ca_is_refused_unless_insecure_skip_tls() {
+    let Some(fx) = Fixture::new() else { return };
+    let Some(server) = GitHttp::start(&fx.root) else {
+        return;
+    };
+    let certs = tempfile::tempdir().unwrap();
+    tls::make_certificates(certs.path());
+    let plain_port: u16 = server
+        .url("")
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (_socat, port) = tls::tls_front(certs.path(), plain_port);
+    let url = format!("https://127.0.0.1:{port}/git/repo.git");
+
+    // The CA is known nowhere: the certificate is refused, for good.
+    let err = checkout(fx.dir.path(), serde_json::json!({"repo": url}))
+        .await
+        .unwrap_err();
+    let text = chain(&err);
+    assert!(!err.is_transient(), "{text}");
+    assert!(text.contains(&url), "{text}");
+    assert!(text.to_lowercase().contains("certificate"), "{text}");
+
+    let (commit, out) = checkout(
+        fx.dir.path(),
+        serde_json::json!({"repo": url, "insecureSkipTLS": true}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}\n{}", chain(&e), server.error_log()));
+    assert_eq!(commit, fx.three);
+    // The submodule's relative URL is https through the same front, with the same setting.
+    assert_eq!(read(&out, "sub/sub.txt"), "in the submodule\n");
 }

@@ -12,6 +12,8 @@ mod nginx;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use argoexec_storage::{
@@ -66,11 +68,20 @@ fn start() -> Nginx {
     });
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for sub in ["www/files", "www/private", "www/token"] {
+    for sub in [
+        "www/files",
+        "www/private",
+        "www/token",
+        "www/bearer",
+        "www/bearer-new",
+    ] {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
     std::fs::write(d.join("www/files/target.txt"), "redirect target\n").unwrap();
     std::fs::write(d.join("www/token/secret.txt"), "header accepted\n").unwrap();
+    for dir in ["bearer", "bearer-new"] {
+        std::fs::write(d.join("www").join(dir).join("data.txt"), "token accepted\n").unwrap();
+    }
     std::fs::write(
         d.join("htpasswd"),
         nginx::htpasswd_line(USER, PASSWORD) + "\n",
@@ -97,6 +108,17 @@ fn start() -> Nginx {
             location /token/ {{
                 if ($http_x_token != "abc") {{ return 403; }}
             }}
+            location /bearer/ {{
+                if ($http_authorization !~ "^Bearer tok-[0-9]+$") {{ return 401; }}
+                dav_methods PUT;
+                create_full_put_path on;
+            }}
+            location /bearer-new/ {{
+                if ($http_authorization !~ "^Bearer tok-([2-9]|[0-9][0-9]+)$") {{ return 401; }}
+                dav_methods PUT;
+                create_full_put_path on;
+            }}
+            location /bearer-never/ {{ return 401; }}
             location = /unavailable {{ return 503 "try again later"; }}
             location = /moved {{ return 302 /files/target.txt; }}
             "#,
@@ -312,6 +334,8 @@ async fn artifactory_puts_and_gets_with_basic_auth() {
 
 #[path = "../../../tests/support/faultproxy.rs"]
 mod faultproxy;
+#[path = "../../../tests/support/tls.rs"]
+mod tls;
 
 use faultproxy::{Fault, FaultProxy};
 
@@ -538,4 +562,203 @@ async fn put_gives_up_on_503s_naming_the_url_and_the_status() {
         )
     );
     assert!(!server.root().join("files/never.bin").exists());
+}
+
+/// `data` as a body that hands out a 64 KiB chunk every `pause`.
+fn slow_body(data: &[u8], pause: Duration) -> ByteStream {
+    let chunks: Vec<Bytes> = data.chunks(64 * 1024).map(Bytes::copy_from_slice).collect();
+    futures::stream::iter(chunks)
+        .then(move |chunk| async move {
+            tokio::time::sleep(pause).await;
+            Ok(chunk)
+        })
+        .boxed()
+}
+
+#[tokio::test]
+async fn a_put_longer_than_the_read_timeout_is_not_cut_while_the_server_takes_data() {
+    let server = start();
+    let proxy = FaultProxy::start(server.port, vec![]);
+    let url = format!("http://127.0.0.1:{}/files/slow/up.bin", proxy.port);
+    let (data, _) = payload();
+    let data = &data[..1 << 20];
+
+    // 16 chunks, one every 250 ms: the upload lasts 4 read timeouts.
+    let pause = READ_TIMEOUT / 4;
+    let started = Instant::now();
+    impatient()
+        .await
+        .put(&url, slow_body(data, pause))
+        .await
+        .unwrap();
+    assert!(started.elapsed() > READ_TIMEOUT * 3, "the upload was slow");
+    assert!(on_disk(&server.root(), "files/slow/up.bin") == data);
+}
+
+#[tokio::test]
+async fn put_gives_up_on_a_server_that_stops_taking_the_upload() {
+    let server = start();
+    let proxy = FaultProxy::start(server.port, vec![Fault::StallRequestAfter(1 << 20); 2]);
+    let url = format!("http://127.0.0.1:{}/files/stalled.bin", proxy.port);
+    // Far more than the socket buffers hold, so the client has to wait for the server; made
+    // lazily, so an upload that is not cut is bounded but cheap to start.
+    let chunk = Bytes::from(vec![7u8; 64 * 1024]);
+    let endless = || -> ByteStream {
+        let chunk = chunk.clone();
+        futures::stream::iter((0..4096).map(move |_| Ok(chunk.clone()))).boxed()
+    };
+    let driver = impatient().await;
+
+    let err = retries(2)
+        .run("upload", |_| driver.put(&url, endless()))
+        .await
+        .unwrap_err();
+    assert_eq!(proxy.remaining(), 0, "both attempts met a stall");
+    assert_eq!(
+        gave_up(&err),
+        format!(
+            "gave up after 2 attempts: PUT {url}: transient failure: timed out: the server took \
+             no data and sent no answer for 1s"
+        )
+    );
+    assert!(!server.root().join("files/stalled.bin").exists());
+}
+
+/// An OAuth2 token endpoint on a free port that hands out `tok-1`, `tok-2`, ... each valid for
+/// `expires_in` seconds; returns its URL and how many tokens it has handed out. Real HTTP/1.1,
+/// one request per connection.
+async fn token_endpoint(expires_in: u64) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/oauth/token", listener.local_addr().unwrap());
+    let issued = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&issued);
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Head and form body: the form ends the request (no body has a blank line).
+            while !String::from_utf8_lossy(&request).contains("grant_type=client_credentials") {
+                let n = conn.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the token request ended early");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let request = String::from_utf8_lossy(&request).to_string();
+            assert!(request.starts_with("POST /oauth/token "), "{request}");
+            let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+            let body = format!(
+                r#"{{"access_token":"tok-{n}","token_type":"bearer","expires_in":{expires_in}}}"#
+            );
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(response.as_bytes()).await.unwrap();
+            conn.shutdown().await.unwrap();
+        }
+    });
+    (url, issued)
+}
+
+/// A driver with OAuth2 credentials for `token_url`, through mounted secret files.
+async fn oauth2_driver(token_url: &str) -> (Http, tempfile::TempDir) {
+    let secrets = tempfile::tempdir().unwrap();
+    let dir = secrets.path().join("oauth");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (key, value) in [("id", "client"), ("secret", "s3cr3t"), ("url", token_url)] {
+        std::fs::write(dir.join(key), value).unwrap();
+    }
+    let location = serde_json::json!({"auth": {"oauth2": {
+        "clientIDSecret": {"name": "oauth", "key": "id"},
+        "clientSecretSecret": {"name": "oauth", "key": "secret"},
+        "tokenURLSecret": {"name": "oauth", "key": "url"},
+    }}});
+    let driver = http(location, &MountedSecrets::new(secrets.path())).await;
+    (driver, secrets)
+}
+
+#[tokio::test]
+async fn oauth2_token_is_fetched_once_and_reused_until_it_expires() {
+    let server = start();
+    let (token_url, issued) = token_endpoint(3600).await;
+    let (driver, _secrets) = oauth2_driver(&token_url).await;
+    for _ in 0..3 {
+        let data = read_all(&driver, &server.url("/bearer/data.txt")).await;
+        assert_eq!(data.unwrap(), b"token accepted\n");
+    }
+    assert_eq!(
+        issued.load(Ordering::SeqCst),
+        1,
+        "one token for every request"
+    );
+}
+
+#[tokio::test]
+async fn oauth2_token_is_fetched_again_once_expired() {
+    let server = start();
+    // 5 s is inside the 10 s margin: every token has expired by the time it is used.
+    let (token_url, issued) = token_endpoint(5).await;
+    let (driver, _secrets) = oauth2_driver(&token_url).await;
+    assert_eq!(issued.load(Ordering::SeqCst), 1);
+    for round in 2..=3 {
+        let data = read_all(&driver, &server.url("/bearer/data.txt")).await;
+        assert_eq!(data.unwrap(), b"token accepted\n");
+        assert_eq!(issued.load(Ordering::SeqCst), round);
+    }
+}
+
+#[tokio::test]
+async fn oauth2_token_refused_with_401_is_renewed_once_for_get_and_put() {
+    let server = start();
+    let (token_url, issued) = token_endpoint(3600).await;
+    let (driver, _secrets) = oauth2_driver(&token_url).await;
+
+    // tok-1 is refused, tok-2 accepted: the GET is sent again at once.
+    let data = read_all(&driver, &server.url("/bearer-new/data.txt")).await;
+    assert_eq!(data.unwrap(), b"token accepted\n");
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
+
+    // A PUT's body cannot be sent twice: a refusal is transient, the retry carries tok-2.
+    let (token_url, issued) = token_endpoint(3600).await;
+    let (driver, _secrets) = oauth2_driver(&token_url).await;
+    let url = server.url("/bearer-new/up/put.bin");
+    upload(&driver, &url, b"uploaded with a renewed token", &retries(2))
+        .await
+        .unwrap();
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        on_disk(&server.root(), "bearer-new/up/put.bin"),
+        b"uploaded with a renewed token"
+    );
+}
+
+#[tokio::test]
+async fn oauth2_token_refused_twice_fails_with_the_401() {
+    let server = start();
+    let (token_url, issued) = token_endpoint(3600).await;
+    let (driver, _secrets) = oauth2_driver(&token_url).await;
+    let url = server.url("/bearer-never/data.txt");
+    let err = read_all(&driver, &url).await.unwrap_err();
+    assert!(matches!(err, Error::Failed { .. }), "{err}");
+    assert!(
+        chain(&err).starts_with(&format!("GET {url}: 401 Unauthorized")),
+        "{}",
+        chain(&err)
+    );
+    assert_eq!(issued.load(Ordering::SeqCst), 2, "renewed once, not again");
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_fails_for_good() {
+    let server = start();
+    let certs = tempfile::tempdir().unwrap();
+    tls::make_certificates(certs.path());
+    let (_socat, port) = tls::tls_front(certs.path(), server.port);
+    let url = format!("https://127.0.0.1:{port}/files/instance.txt");
+    let err = read_all(&plain().await, &url).await.unwrap_err();
+    let text = chain(&err);
+    assert!(matches!(err, Error::Failed { .. }), "{text} {err:?}");
+    assert!(text.starts_with(&format!("GET {url}: ")), "{text}");
+    assert!(text.contains("UnknownIssuer"), "{text}");
 }
