@@ -10,7 +10,7 @@ use argoexec_executor::{
     FileReporter, NoReporter, PodPaths, Reporter as _, StepReport, WaitOptions, WaitOutcome,
     run_wait,
 };
-use argoexec_runtime::{AnyRuntime, ContainerRuntime, Pns, PnsOptions};
+use argoexec_runtime::{AnyRuntime, ContainerRuntime, Docker, DockerOptions, Pns, PnsOptions};
 use argoexec_storage::{MountedSecrets, RetryPolicy, chain};
 use argoexec_template::{Protocol, Template};
 
@@ -59,6 +59,7 @@ pub(crate) fn wait(
         })
         .map(AnyRuntime::Pns)
         .map_err(anyhow::Error::from),
+        RuntimeKind::Docker => docker_options(config, root).map(|o| Docker::new(o).into()),
         other => Err(NotImplemented {
             command: "wait",
             what: runtime_missing(other),
@@ -74,6 +75,28 @@ pub(crate) fn wait(
         }
     };
     run_with(config, root, template, &options, &runtime).map_err(with_protocol)
+}
+
+/// The docker runtime's view of this pod: its name, its namespace (`--namespace`, else the service
+/// account's namespace file as kubelet mounts it, else `default`, as Argo's client resolves it)
+/// and the engine's address (`DOCKER_HOST`).
+fn docker_options(config: &Config, root: &Path) -> anyhow::Result<DockerOptions> {
+    let namespace_file = root.join("var/run/secrets/kubernetes.io/serviceaccount/namespace");
+    let namespace = match &config.flags.kube.namespace {
+        Some(namespace) => namespace.clone(),
+        None => std::fs::read_to_string(&namespace_file)
+            .map(|text| text.trim().to_owned())
+            .ok()
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(|| "default".into()),
+    };
+    Ok(DockerOptions {
+        host: std::env::var(argoexec_config::env::DOCKER_HOST)
+            .ok()
+            .filter(|host| !host.is_empty()),
+        namespace,
+        pod_name: config.pod_name()?.to_owned(),
+    })
 }
 
 /// Reports the template's outputs unfilled, with the error that stopped wait before it began.
