@@ -1,5 +1,6 @@
 //! How soon the docker runtime sees a container exit: N containers, each sleeping a little and
-//! then printing the time (`date +%s%N`) as its last act; the runtime's `wait_exited`, called
+//! then printing the time (this machine's `date +%s%N`, bind-mounted: busybox's has no `%N`) as
+//! its last act; the runtime's `wait_exited`, called
 //! while the container runs, notes the time it returns. Prints percentiles of the difference.
 //! The container's time comes from its log, read afterwards.
 //!
@@ -8,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::Path;
 use std::time::Duration;
 
 use argoexec_runtime::testdocker::{docker_ok, engine_available, ensure_image, remove_labelled};
@@ -17,7 +19,8 @@ use argoexec_runtime::{
     POD_NAMESPACE_LABEL,
 };
 
-const IMAGE: &str = "argoexec-test/busybox:1";
+/// busybox plus the C library, so that this machine's `date` runs in it.
+const IMAGE: &str = "argoexec-test/busybox-libc:1";
 
 fn main() {
     let runs: usize = std::env::args()
@@ -27,7 +30,7 @@ fn main() {
         engine_available(),
         "no Docker Engine: run tests/docker-engine"
     );
-    ensure_image(IMAGE, &[]).unwrap();
+    ensure_image(IMAGE, &[Path::new("/bin/date")]).unwrap();
     let pod = format!("latency-{}", std::process::id());
     let label = format!("{POD_NAME_LABEL}={pod}");
     remove_labelled(&label).unwrap();
@@ -55,10 +58,12 @@ fn main() {
             &label,
             "--label",
             &format!("{CONTAINER_NAME_LABEL}={name}"),
+            "-v",
+            "/bin/date:/host/date:ro",
             IMAGE,
             "sh",
             "-c",
-            "sleep 0.5; exec date +%s%N",
+            "sleep 0.5; exec /host/date +%s%N",
         ])
         .unwrap();
         let (woke, exited) = runtime.block_on(async {
