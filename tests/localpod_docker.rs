@@ -196,3 +196,19 @@ fn failing_main_matches_pns() {
     assert_eq!(run.report["phase"], "Failed");
     cleanup(&run);
 }
+
+#[test]
+fn v2_pod_with_the_template_in_annotations_matches_pns() {
+    let Some(run) = same_as_pns("v2-annotations") else {
+        return;
+    };
+    cleanup(&run);
+}
+
+#[test]
+fn raw_input_artifact_matches_pns() {
+    let Some(run) = same_as_pns("input-artifact-raw") else {
+        return;
+    };
+    cleanup(&run);
+}
