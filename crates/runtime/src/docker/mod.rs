@@ -203,8 +203,18 @@ impl Docker {
         let mut events = self.client().await?.events(Some(options));
         tracing::debug!(container, "waiting for the container to start");
         while let Some(event) = events.next().await {
-            event.map_err(|e| engine(format!("watch the engine's events for {container:?}"), e))?;
-            if let Some(ctr) = self.list().await?.remove(container).filter(Ctr::started) {
+            let event = event
+                .map_err(|e| engine(format!("watch the engine's events for {container:?}"), e))?;
+            // A `die` means it is done even if it is still listed `created` (Argo's issue 6352);
+            // the wait API then gives its exit code. A start that fails with no `die` at all
+            // (docker 20.10, a missing entrypoint) is not seen: wait waits, as Argo's did.
+            let died = event.action.as_deref() == Some("die");
+            if let Some(ctr) = self
+                .list()
+                .await?
+                .remove(container)
+                .filter(|ctr| died || ctr.started())
+            {
                 return Ok(ctr);
             }
         }
