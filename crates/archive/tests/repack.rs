@@ -11,7 +11,7 @@ use futures::TryStreamExt as _;
 /// A tar whose one top-level entry is `out/` (with two files) or the file `x`.
 fn tar_of(dir: bool) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
-    let mut header = |size: u64, kind| {
+    let header = |size: u64, kind| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
         h.set_size(size);
