@@ -193,7 +193,9 @@ args, env and workingDir from the manifest; a container whose command is Argo's 
 directory, secret and configMap come from --secrets and --configmaps, hostPath is used as given.
 
 Prints each container's exit code, the step's phase and its outputs (as the wait container \
-reported them); exits 0 when the step succeeded, 1 when it did not.";
+reported them); exits 0 when the step succeeded, 1 when it did not.
+
+With --backend docker the pod runs as real containers of the local Docker Engine (DOCKER_HOST or /var/run/docker.sock): a sandbox container owning the pod's namespaces, every container joined to it, with kubelet's labels, so a wait container using the docker runtime finds them. Images are not pulled either: each must exist in the engine, or be renamed to a local one with --image-map (e.g. `--image-map alpine:3.16=local/busybox:1 --image-map '*=local/base:1'`). This binary is bind-mounted into init, wait and the sandbox at /.argoexec/argoexec, so their images need the C library it links against.";
 
 /// `argoexec run`.
 #[derive(Debug, Args)]
@@ -233,6 +235,14 @@ pub(crate) struct RunArgs {
     /// Load and check the pod and its template, print what the step would do, run nothing
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// How to run the pod: Linux namespaces on this machine's filesystem, or containers of the
+    /// local Docker Engine
+    #[arg(long, default_value = "namespaces", value_parser = ["namespaces", "docker"])]
+    pub(crate) backend: String,
+    /// With --backend docker: run image FROM as the local image TO (repeatable; FROM `*` maps
+    /// every image not named)
+    #[arg(long, value_name = "FROM=TO")]
+    pub(crate) image_map: Vec<String>,
 }
 
 impl GlobalArgs {

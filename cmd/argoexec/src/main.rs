@@ -203,7 +203,13 @@ fn run_local(pod: &argoexec_pod::StepPod, args: &cli::RunArgs) -> Result<ExitCod
         echo: !args.quiet,
     };
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
-    let report = runtime.block_on(argoexec_localpod::run_pod(pod, &options));
+    let report = if args.backend == "docker" {
+        let images = argoexec_localpod::ImageMap::parse(args.image_map.iter().map(String::as_str))
+            .map_err(anyhow::Error::msg)?;
+        runtime.block_on(argoexec_localpod::run_pod_docker(pod, &options, &images))
+    } else {
+        runtime.block_on(argoexec_localpod::run_pod(pod, &options))
+    };
     match temp {
         Some(temp) if args.keep => {
             let kept = temp.keep();

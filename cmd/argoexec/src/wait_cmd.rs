@@ -14,7 +14,7 @@ use argoexec_executor::{
     FileReporter, PodPaths, ReportError, Reporter, StepReport, WaitOptions, WaitOutcome, run_wait,
 };
 use argoexec_kube::{AnySecrets, ApiSecrets, Backoff, KubeReporter, Names};
-use argoexec_runtime::{AnyRuntime, ContainerRuntime, Pns, PnsOptions};
+use argoexec_runtime::{AnyRuntime, ContainerRuntime, Docker, DockerOptions, Pns, PnsOptions};
 use argoexec_storage::{MountedSecrets, RetryPolicy, chain};
 use argoexec_template::{Protocol, Template};
 
@@ -78,6 +78,7 @@ pub(crate) fn wait(
         })
         .map(AnyRuntime::Pns)
         .map_err(anyhow::Error::from),
+        RuntimeKind::Docker => docker_options(config, root).map(|o| Docker::new(o).into()),
         other => Err(NotImplemented {
             command: "wait",
             what: runtime_missing(other),
@@ -132,6 +133,28 @@ impl Reporter for AnyReporter {
             Self::Kube(r) => r.report(report).await,
         }
     }
+}
+
+/// The docker runtime's view of this pod: its name, its namespace (`--namespace`, else the service
+/// account's namespace file as kubelet mounts it, else `default`, as Argo's client resolves it)
+/// and the engine's address (`DOCKER_HOST`).
+fn docker_options(config: &Config, root: &Path) -> anyhow::Result<DockerOptions> {
+    let namespace_file = root.join("var/run/secrets/kubernetes.io/serviceaccount/namespace");
+    let namespace = match &config.flags.kube.namespace {
+        Some(namespace) => namespace.clone(),
+        None => std::fs::read_to_string(&namespace_file)
+            .map(|text| text.trim().to_owned())
+            .ok()
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(|| "default".into()),
+    };
+    Ok(DockerOptions {
+        host: std::env::var(argoexec_config::env::DOCKER_HOST)
+            .ok()
+            .filter(|host| !host.is_empty()),
+        namespace,
+        pod_name: config.pod_name()?.to_owned(),
+    })
 }
 
 /// The reporter and the credentials for the pod: a local run reports to its file and reads

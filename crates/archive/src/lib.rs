@@ -10,6 +10,9 @@
 //! dedicated thread feeding a bounded channel and hands out a [`futures::Stream`] of
 //! [`bytes::Bytes`], so memory stays at a few MiB whatever the size.
 //!
+//! [`repack_to`] and [`repack_stream`] do the same for a path that comes as a tar stream (docker's
+//! archive endpoint): gzipped as it is, or its one file's bytes.
+//!
 //! # Unpacking
 //! [`unpack_from`] is the sync core, [`unpack`] runs it on a blocking thread behind an
 //! `AsyncRead`. The format is declared ([`UnpackFormat`]) or detected the way Argo does: a gzip
@@ -43,6 +46,6 @@ mod unpack;
 pub use error::{Error, Refusal};
 pub use format::{ArchiveKind, PackFormat, UnpackFormat};
 pub use mode::{apply_mode, dir_mode};
-pub use pack::{PackStats, pack_to};
-pub use stream::{PackStream, pack_stream, unpack};
+pub use pack::{PackStats, pack_to, repack_to};
+pub use stream::{PackStream, pack_stream, repack_stream, unpack};
 pub use unpack::{Limits, UnpackStats, unpack_from};

@@ -313,3 +313,85 @@ impl<W: Write> Write for CountWriter<W> {
 fn invalid(message: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, message)
 }
+
+/// Re-packs `tar`, a tar stream whose one top-level entry is the artifact (what docker's archive
+/// endpoint or `tar cf -` in a container gives), into `out` in `format`; `label` names it in
+/// errors. tar+gzip compresses the stream as it is (Argo: `docker cp ... - | gzip`), tar copies
+/// it, as-is writes the bytes of its one entry, which must be a regular file. zip is refused:
+/// Argo's docker executor could not make one from a container's path either.
+pub fn repack_to<R: Read, W: Write>(
+    tar: R,
+    label: &Path,
+    format: &PackFormat,
+    out: W,
+) -> Result<PackStats, Error> {
+    let pack_err = |source| Error::Pack {
+        path: label.to_path_buf(),
+        source,
+    };
+    let mut stats = PackStats::default();
+    let mut tar = CountReader::new(tar);
+    let mut out = CountWriter::new(out);
+    match format {
+        PackFormat::Tar => {
+            io::copy(&mut tar, &mut out).map_err(pack_err)?;
+        }
+        PackFormat::TarGz { level } => {
+            let threads = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(gzip::MAX_THREADS);
+            let mut gzip = GzipWriter::new(&mut out, *level, threads);
+            io::copy(&mut tar, &mut gzip).map_err(pack_err)?;
+            gzip.finish().map_err(pack_err)?;
+        }
+        PackFormat::AsIs => {
+            let mut archive = tar::Archive::new(&mut tar);
+            let mut entries = archive.entries().map_err(pack_err)?;
+            let mut entry = entries
+                .next()
+                .ok_or_else(|| pack_err(invalid("the archive is empty")))?
+                .map_err(pack_err)?;
+            match entry.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    io::copy(&mut entry, &mut out).map_err(pack_err)?;
+                }
+                tar::EntryType::Directory => {
+                    return Err(Error::PackDirectoryAsIs {
+                        path: label.to_path_buf(),
+                    });
+                }
+                _ => return Err(pack_err(invalid("not a regular file"))),
+            }
+            stats.entries = 1;
+        }
+        PackFormat::Zip => {
+            return Err(pack_err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "zip from a container's archive stream is not supported: use tar or none",
+            )));
+        }
+    }
+    out.flush().map_err(pack_err)?;
+    stats.bytes_in = tar.count;
+    stats.bytes_out = out.count;
+    Ok(stats)
+}
+
+struct CountReader<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R> CountReader<R> {
+    fn new(inner: R) -> Self {
+        CountReader { inner, count: 0 }
+    }
+}
+
+impl<R: Read> Read for CountReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}

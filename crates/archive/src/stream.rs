@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
 use crate::{
-    Error, Limits, PackFormat, PackStats, UnpackFormat, UnpackStats, pack_to, unpack_from,
+    Error, Limits, PackFormat, PackStats, UnpackFormat, UnpackStats, pack_to, repack_to,
+    unpack_from,
 };
 
 /// Bytes per chunk sent from the packing thread.
@@ -102,6 +103,53 @@ pub fn pack_stream(src: impl Into<PathBuf>, format: PackFormat) -> PackStream {
         });
     if let Err(err) = spawned {
         // Capacity is IN_FLIGHT and nothing was sent yet, so this cannot be full.
+        let _ = tx.try_send(Message::Failed(Error::Pack { path, source: err }));
+    }
+    PackStream {
+        rx,
+        stats: None,
+        ended: false,
+    }
+}
+
+/// Re-packs a tar stream (`reader`) in `format` as a stream of bytes: [`repack_to`] on a
+/// dedicated thread, reading through `SyncIoBridge`, feeding a bounded channel as
+/// [`pack_stream`] does. `label` names the artifact's path in errors. Must be called inside a
+/// Tokio runtime (the bridge reads through it).
+pub fn repack_stream<R>(reader: R, label: impl Into<PathBuf>, format: PackFormat) -> PackStream
+where
+    R: AsyncRead + Send + Unpin + 'static,
+{
+    let label = label.into();
+    let bridge = SyncIoBridge::new(reader);
+    let (tx, rx) = mpsc::channel(IN_FLIGHT);
+    let span = tracing::Span::current();
+    let path = label.clone();
+    let spawned = std::thread::Builder::new()
+        .name("argoexec-repack".to_owned())
+        .spawn({
+            let tx = tx.clone();
+            move || {
+                let _entered = span.enter();
+                let mut writer = ChannelWriter {
+                    tx: tx.clone(),
+                    buf: BytesMut::with_capacity(CHUNK),
+                };
+                let result = repack_to(bridge, &label, &format, &mut writer).and_then(|stats| {
+                    writer.flush().map_err(|source| Error::Pack {
+                        path: label.clone(),
+                        source,
+                    })?;
+                    Ok(stats)
+                });
+                let last = match result {
+                    Ok(stats) => Message::Done(stats),
+                    Err(err) => Message::Failed(err),
+                };
+                let _ = tx.blocking_send(last);
+            }
+        });
+    if let Err(err) = spawned {
         let _ = tx.try_send(Message::Failed(Error::Pack { path, source: err }));
     }
     PackStream {

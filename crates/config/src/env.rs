@@ -84,6 +84,8 @@ vars! {
     ARGOEXEC_UNPACK_MAX_RATIO = "1000";
     /// GCS endpoint (host:port or URL) to use instead of Google's, e.g. an emulator; as Google's clients honour it.
     STORAGE_EMULATOR_HOST = "";
+    /// Docker Engine address for the docker runtime (`unix:///path`, `tcp://host:port`), as the docker CLI reads it.
+    DOCKER_HOST = "unix:///var/run/docker.sock";
     /// W3C trace context of the step (v4).
     TRACEPARENT = "";
     /// OpenTelemetry collector endpoint (v4).

@@ -137,9 +137,6 @@ pub enum SaveError {
     /// The source path is not in the container.
     #[error(transparent)]
     Runtime(#[from] argoexec_runtime::Error),
-    /// A tar stream from the runtime (docker, k8sapi) cannot be re-packed yet.
-    #[error("re-packing a tar stream from the {0} runtime is not implemented yet")]
-    TarSource(&'static str),
     /// The archive strategy is invalid (e.g. a compression level gzip does not know).
     #[error(transparent)]
     Pack(argoexec_archive::Error),
@@ -629,6 +626,68 @@ async fn upload(
         .await
 }
 
+/// Where an output artifact is read from.
+enum Staged {
+    /// A path this process can read (a volume, PNS's view of main's root).
+    Local(PathBuf),
+    /// A tar stream of the path from the runtime (docker's archive endpoint).
+    Tar(argoexec_runtime::ByteStream),
+}
+
+/// The container path a tar stream comes from, to ask for it again on a retry.
+struct TarFrom<'a, R> {
+    runtime: &'a R,
+    container: &'a str,
+    path: &'a Path,
+}
+
+/// Uploads a path the runtime gave as a tar stream, re-packed in `format` (none: the one file's
+/// bytes); each retry asks the runtime for a fresh stream.
+async fn upload_tar<R: ContainerRuntime>(
+    driver: &StoreDriver,
+    key: &str,
+    from: TarFrom<'_, R>,
+    first: argoexec_runtime::ByteStream,
+    format: Option<PackFormat>,
+    retry: &RetryPolicy,
+) -> Result<Option<Digest>, RetryError<UploadError>> {
+    let first = std::sync::Mutex::new(Some(first));
+    retry
+        .run("save artifact", |_| async {
+            let given = first.lock().ok().and_then(|mut first| first.take());
+            let tar = match given {
+                Some(tar) => tar,
+                None => match from.runtime.open_path(from.container, from.path).await {
+                    Ok(PathSource::Tar(tar)) => tar,
+                    Ok(PathSource::Local(local)) => {
+                        return Err(UploadError::Storage(argoexec_storage::Error::io(
+                            "read",
+                            local.display().to_string(),
+                            std::io::Error::other("expected a tar stream from the runtime"),
+                        )));
+                    }
+                    Err(e) => {
+                        return Err(UploadError::Storage(argoexec_storage::Error::io(
+                            "read",
+                            from.path.display().to_string(),
+                            std::io::Error::other(chain(&e)),
+                        )));
+                    }
+                },
+            };
+            let reader = tokio_util::io::StreamReader::new(tar);
+            let body = argoexec_archive::repack_stream(
+                reader,
+                from.path,
+                format.unwrap_or(PackFormat::AsIs),
+            );
+            let (body, digest) = Digesting::new(body.boxed());
+            driver.put(key, body.boxed()).await?;
+            Ok(digest.get())
+        })
+        .await
+}
+
 async fn save_artifacts<R: ContainerRuntime, S: Secrets>(
     template: &Template,
     options: &WaitOptions,
@@ -673,10 +732,10 @@ async fn save_artifact<R: ContainerRuntime, S: Secrets>(
     };
     let path = clean_artifact_path(&name, artifact.path.as_deref())?;
     tracing::info!(artifact = %name, %path, "Staging artifact");
-    let local = if is_base_image_path(template, &path) {
+    let staged = if is_base_image_path(template, &path) {
         match runtime.open_path(main, Path::new(&path)).await {
-            Ok(PathSource::Local(local)) => local,
-            Ok(PathSource::Tar(_)) => return Err(fail(SaveError::TarSource(runtime.name()))),
+            Ok(PathSource::Local(local)) => Staged::Local(local),
+            Ok(PathSource::Tar(tar)) => Staged::Tar(tar),
             Err(err) if err.is_not_found() && artifact.is_optional() => {
                 tracing::warn!(artifact = %name, %path, "Ignoring optional artifact which does not exist");
                 return Ok(false);
@@ -697,7 +756,7 @@ async fn save_artifact<R: ContainerRuntime, S: Secrets>(
                 },
             )));
         }
-        mounted
+        Staged::Local(mounted)
     };
     let format = pack_format(artifact).map_err(|e| fail(SaveError::Pack(e)))?;
     let file_name = match (&format, artifact.archive_kind()) {
@@ -712,9 +771,20 @@ async fn save_artifact<R: ContainerRuntime, S: Secrets>(
     let (driver, key) = driver_for(&store, key, secrets, options)
         .await
         .map_err(fail)?;
-    let digest = upload(&driver, &key, &local, format.as_ref(), &options.retry)
-        .await
-        .map_err(|e| fail(SaveError::Upload(e)))?;
+    let uploaded = match staged {
+        Staged::Local(local) => {
+            upload(&driver, &key, &local, format.as_ref(), &options.retry).await
+        }
+        Staged::Tar(tar) => {
+            let from = TarFrom {
+                runtime,
+                container: main,
+                path: Path::new(&path),
+            };
+            upload_tar(&driver, &key, from, tar, format, &options.retry).await
+        }
+    };
+    let digest = uploaded.map_err(|e| fail(SaveError::Upload(e)))?;
     record(artifact, &store, &key, digest.clone());
     match digest {
         Some(d) => {

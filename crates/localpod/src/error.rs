@@ -59,6 +59,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The Docker Engine refused or failed a request (`run --backend docker`).
+    #[error("docker engine: {what}: {message}")]
+    Docker {
+        /// What was being done.
+        what: String,
+        /// The engine's answer.
+        message: String,
+    },
     /// The shim's container description could not be read or written.
     #[error("container spec {path}")]
     Spec {

@@ -35,6 +35,8 @@
 //! only child is the pause process; a container's process enters `/proc` and its command through
 //! the trampoline, an ordinary `exec`.
 
+#[cfg(feature = "docker")]
+mod docker;
 mod env;
 mod error;
 mod pause;
@@ -43,6 +45,8 @@ mod runner;
 mod shim;
 mod volumes;
 
+#[cfg(feature = "docker")]
+pub use docker::{ImageMap, run_pod_docker};
 pub use error::Error;
 pub use pause::pause_main;
 pub use runner::{

@@ -144,17 +144,17 @@ impl PodReport {
 }
 
 /// The run's directory layout.
-struct Dirs {
-    root: PathBuf,
-    state: PathBuf,
-    volumes: PathBuf,
-    containers: PathBuf,
-    report: PathBuf,
-    repository: PathBuf,
+pub(crate) struct Dirs {
+    pub(crate) root: PathBuf,
+    pub(crate) state: PathBuf,
+    pub(crate) volumes: PathBuf,
+    pub(crate) containers: PathBuf,
+    pub(crate) report: PathBuf,
+    pub(crate) repository: PathBuf,
 }
 
 impl Dirs {
-    fn create(root: &Path) -> Result<Self, Error> {
+    pub(crate) fn create(root: &Path) -> Result<Self, Error> {
         let root = std::fs::canonicalize(root).map_err(Error::io("open work directory", root))?;
         let dirs = Self {
             state: root.join("state"),
@@ -177,7 +177,7 @@ impl Dirs {
 }
 
 /// A container's shim, started.
-struct Running {
+pub(crate) struct Running {
     index: usize,
     child: tokio::process::Child,
     pid: Option<Pid>,
@@ -376,16 +376,16 @@ async fn launch(
 }
 
 /// Watches running containers: deadline, lingering sidecars, interruption.
-struct Supervisor {
-    started: Instant,
-    deadline: Option<Instant>,
-    grace: Duration,
-    linger: Duration,
-    notes: Vec<String>,
-    deadline_exceeded: bool,
-    interrupted: bool,
+pub(crate) struct Supervisor {
+    pub(crate) started: Instant,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) grace: Duration,
+    pub(crate) linger: Duration,
+    pub(crate) notes: Vec<String>,
+    pub(crate) deadline_exceeded: bool,
+    pub(crate) interrupted: bool,
     /// Containers that exited, their shims held until the pod is torn down.
-    exited: Vec<Running>,
+    pub(crate) exited: Vec<Running>,
 }
 
 impl Supervisor {
@@ -488,14 +488,14 @@ impl Supervisor {
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
+pub(crate) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
 
-async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+pub(crate) async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
     match signal {
         Some(s) => s.recv().await,
         None => std::future::pending().await,
@@ -524,7 +524,7 @@ fn termination_message(spec: &ShimSpec) -> Option<String> {
 }
 
 /// The reporter's JSON, if it wrote one.
-fn read_report(path: &Path) -> Option<Value> {
+pub(crate) fn read_report(path: &Path) -> Option<Value> {
     let text = std::fs::read(path).ok()?;
     match serde_json::from_slice(&text) {
         Ok(value) => Some(value),
@@ -536,7 +536,7 @@ fn read_report(path: &Path) -> Option<Value> {
 }
 
 /// The step's phase and message, as Argo's controller decides them from the pod.
-fn conclude(
+pub(crate) fn conclude(
     containers: Vec<ContainerResult>,
     supervisor: Supervisor,
     report: Option<Value>,
@@ -690,59 +690,17 @@ fn container_spec(
         container: c.name.clone(),
         message,
     };
-    let mut env = env::resolve(c, info, keyed)?;
-    let executor = is_argoexec(c);
-    let mut extra = vec![
-        ("HOSTNAME".to_owned(), info.name.clone()),
-        ("HOME".to_owned(), "/root".to_owned()),
-        (
-            "PATH".to_owned(),
-            std::env::var("PATH").unwrap_or_else(|_| {
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
-            }),
-        ),
-    ];
-    if executor {
-        extra.push((
-            LOCAL_REPOSITORY_ENV.into(),
-            dirs.repository.display().to_string(),
+    let Prepared {
+        env,
+        argv,
+        executor,
+    } = prepare(c, role, info, keyed, dirs)?;
+    if c.command.as_ref().is_none_or(Vec::is_empty) && !executor {
+        return Err(fail(
+            "no command: images are not pulled, so the entrypoint of the image is unknown; \
+             give the container a command"
+                .into(),
         ));
-    }
-    if role == Role::Wait {
-        extra.push((POD_STATE_DIR_ENV.into(), dirs.state.display().to_string()));
-        extra.push((REPORT_FILE_ENV.into(), dirs.report.display().to_string()));
-    }
-    for (name, value) in extra {
-        if !env.iter().any(|(n, _)| *n == name) {
-            env.push((name, value));
-        }
-    }
-    let lookup = |name: &str| {
-        env.iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    let mut argv: Vec<String> = c
-        .command
-        .iter()
-        .flatten()
-        .chain(c.args.iter().flatten())
-        .map(|a| env::expand(a, lookup))
-        .collect();
-    if c.command.as_ref().is_none_or(Vec::is_empty) {
-        if executor {
-            argv.insert(0, EXE_IN_CONTAINER.into());
-        } else {
-            return Err(fail(
-                "no command: images are not pulled, so the entrypoint of the image is unknown; \
-                 give the container a command"
-                    .into(),
-            ));
-        }
-    }
-    if executor && argv.first().is_some_and(|a| is_argoexec_path(a)) {
-        argv[0] = EXE_IN_CONTAINER.into();
     }
     let mut mounts = volumes::mounts(c, volumes, &env)?;
     if executor {
@@ -792,6 +750,78 @@ fn container_spec(
     })
 }
 
+/// A container's resolved environment and command line.
+pub(crate) struct Prepared {
+    /// The environment, as kubelet resolves it, plus what the local pod adds.
+    pub(crate) env: Vec<(String, String)>,
+    /// command + args, `$(VAR)` expanded; Argo's executor as [`EXE_IN_CONTAINER`]. Empty when
+    /// the container has neither: the image's entrypoint is meant.
+    pub(crate) argv: Vec<String>,
+    /// Whether this is Argo's executor (init, wait).
+    pub(crate) executor: bool,
+}
+
+/// The environment and command line of a container, as the local pod runs it.
+pub(crate) fn prepare(
+    c: &Container,
+    role: Role,
+    info: &PodInfo,
+    keyed: KeyedDirs<'_>,
+    dirs: &Dirs,
+) -> Result<Prepared, Error> {
+    let mut env = env::resolve(c, info, keyed)?;
+    let executor = is_argoexec(c);
+    let mut extra = vec![
+        ("HOSTNAME".to_owned(), info.name.clone()),
+        ("HOME".to_owned(), "/root".to_owned()),
+        (
+            "PATH".to_owned(),
+            std::env::var("PATH").unwrap_or_else(|_| {
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
+            }),
+        ),
+    ];
+    if executor {
+        extra.push((
+            LOCAL_REPOSITORY_ENV.into(),
+            dirs.repository.display().to_string(),
+        ));
+    }
+    if role == Role::Wait {
+        extra.push((POD_STATE_DIR_ENV.into(), dirs.state.display().to_string()));
+        extra.push((REPORT_FILE_ENV.into(), dirs.report.display().to_string()));
+    }
+    for (name, value) in extra {
+        if !env.iter().any(|(n, _)| *n == name) {
+            env.push((name, value));
+        }
+    }
+    let lookup = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut argv: Vec<String> = c
+        .command
+        .iter()
+        .flatten()
+        .chain(c.args.iter().flatten())
+        .map(|a| env::expand(a, lookup))
+        .collect();
+    if c.command.as_ref().is_none_or(Vec::is_empty) && executor {
+        argv.insert(0, EXE_IN_CONTAINER.into());
+    }
+    if executor && argv.first().is_some_and(|a| is_argoexec_path(a)) {
+        argv[0] = EXE_IN_CONTAINER.into();
+    }
+    Ok(Prepared {
+        env,
+        argv,
+        executor,
+    })
+}
+
 /// Argo's executor: `argoexec ...`, `/var/run/argo/argoexec ...`, or an argoexec image with no
 /// command.
 fn is_argoexec(c: &Container) -> bool {
@@ -808,7 +838,7 @@ fn is_argoexec_path(program: &str) -> bool {
 }
 
 /// The pod as the downward API and `fieldRef`s see it.
-fn pod_info(pod: &Pod) -> PodInfo {
+pub(crate) fn pod_info(pod: &Pod) -> PodInfo {
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref();
     let workflow_name = meta
@@ -861,7 +891,10 @@ fn random_uid() -> String {
 
 /// Puts the archive location into the template, and the template back where the controller
 /// wrote it: `ARGO_TEMPLATE` of every container (v3, v4) or the template annotation (v2).
-fn set_archive_location(step: &mut StepPod, mut location: ArtifactLocation) -> Result<(), Error> {
+pub(crate) fn set_archive_location(
+    step: &mut StepPod,
+    mut location: ArtifactLocation,
+) -> Result<(), Error> {
     if location.archive_logs.is_none() {
         location.archive_logs = step
             .template

@@ -1,7 +1,7 @@
 //! Choosing a runtime at run time.
 
 // Built without any runtime, every method matches on nothing and ignores its arguments.
-#![cfg_attr(not(feature = "pns"), allow(unused_variables))]
+#![cfg_attr(not(any(feature = "pns", feature = "docker")), allow(unused_variables))]
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,13 +9,16 @@ use std::time::Duration;
 use crate::{ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource};
 
 /// One of the runtimes this build has, chosen at run time (`ARGO_CONTAINER_RUNTIME_EXECUTOR`).
-/// Later: docker, k8sapi, kubelet, emissary.
+/// Later: k8sapi, kubelet, emissary.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum AnyRuntime {
     /// Containers seen through `/proc` in a shared process namespace.
     #[cfg(feature = "pns")]
     Pns(crate::Pns),
+    /// Containers seen through the Docker Engine API.
+    #[cfg(feature = "docker")]
+    Docker(crate::Docker),
     /// Stands in for the runtimes this build was compiled without; never constructed.
     #[doc(hidden)]
     None(std::convert::Infallible),
@@ -28,11 +31,20 @@ impl From<crate::Pns> for AnyRuntime {
     }
 }
 
+#[cfg(feature = "docker")]
+impl From<crate::Docker> for AnyRuntime {
+    fn from(runtime: crate::Docker) -> Self {
+        Self::Docker(runtime)
+    }
+}
+
 macro_rules! dispatch {
     ($self:ident, $runtime:ident => $call:expr) => {
         match $self {
             #[cfg(feature = "pns")]
             AnyRuntime::Pns($runtime) => $call,
+            #[cfg(feature = "docker")]
+            AnyRuntime::Docker($runtime) => $call,
             AnyRuntime::None(never) => match *never {},
         }
     };

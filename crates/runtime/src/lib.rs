@@ -6,15 +6,23 @@
 //! time. Container names are the pod spec's names (`main`, `wait`, sidecars).
 
 mod any;
+#[cfg(feature = "docker")]
+mod docker;
 #[cfg(feature = "test-util")]
 mod fake;
 #[cfg(feature = "pns")]
 mod pns;
 mod runtime;
+#[cfg(all(feature = "test-util", feature = "docker"))]
+pub mod testdocker;
 #[cfg(feature = "test-util")]
 pub mod testns;
 
 pub use any::AnyRuntime;
+#[cfg(feature = "docker")]
+pub use docker::{
+    CONTAINER_NAME_LABEL, Docker, DockerOptions, POD_NAME_LABEL, POD_NAMESPACE_LABEL, SANDBOX_NAME,
+};
 #[cfg(feature = "test-util")]
 pub use fake::{FakeContainer, FakeRuntime};
 #[cfg(feature = "pns")]

@@ -1,0 +1,214 @@
+//! Black-box tests of `argoexec run --backend docker`: the fixture pods of `tests/fixtures/pods/`
+//! run as containers of a real Docker Engine, their executor told to use the docker runtime
+//! (`ARGO_CONTAINER_RUNTIME_EXECUTOR: docker`), must give what the same pods give through the
+//! namespaces backend with PNS: phase, message, exit codes, outputs, and the artifacts' contents.
+//! Images come from one local image made with `docker import` (busybox-static plus the C library
+//! this binary links against), mapped with `--image-map '*=...'`. Needs root and a running engine
+//! (`tests/docker-engine`, which `tests/run` calls); skipped, loudly, only when none answers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use argoexec_runtime::testdocker::{engine_available, ensure_image};
+use serde_json::Value;
+
+const IMAGE: &str = "argoexec-test/base:1";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/pods")
+        .join(format!("{name}.yaml"))
+}
+
+/// The report and the run's work directory.
+struct Run {
+    report: Value,
+    work: PathBuf,
+}
+
+fn run(pod: &Path, work: &Path, extra: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_argoexec"))
+        .args(["run", "--quiet", "--output", "json", "--linger", "2s"])
+        .arg("--workdir")
+        .arg(work)
+        .arg("--pod")
+        .arg(pod)
+        .args(extra)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    Run {
+        report,
+        work: work.to_owned(),
+    }
+}
+
+/// What must agree between the two backends: the artifacts' digests differ (the tar comes from
+/// docker's archive endpoint, not from our packer), so they are left out and compared unpacked.
+fn comparable(report: &Value) -> Value {
+    let mut report = report.clone();
+    if let Some(artifacts) = report["outputs"]["artifacts"].as_array_mut() {
+        for artifact in artifacts {
+            if let Some(map) = artifact.as_object_mut() {
+                map.remove("sha256");
+                map.remove("size");
+            }
+        }
+    }
+    let codes: BTreeMap<String, Value> = report["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["exitCode"].clone(),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "phase": report["phase"],
+        "message": report["message"],
+        "exitCodes": codes,
+        "outputs": report["outputs"],
+    })
+}
+
+/// Every file of every `.tgz` in the run's local repository: archive path, entry path -> bytes.
+fn artifacts(work: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![work.join("artifacts")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let key = path.strip_prefix(work).unwrap().display().to_string();
+            let file = std::fs::File::open(&path).unwrap();
+            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+            for entry in archive.entries().unwrap() {
+                let mut entry = entry.unwrap();
+                if entry.header().entry_type().is_file() {
+                    let name = entry.path().unwrap().display().to_string();
+                    let mut bytes = Vec::new();
+                    entry.read_to_end(&mut bytes).unwrap();
+                    out.insert(format!("{key}:{name}"), bytes);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs `name` through both backends and checks they agree; returns the docker run.
+fn same_as_pns(name: &str) -> Option<Run> {
+    if !engine_available() {
+        eprintln!("SKIPPED: no Docker Engine answers; run tests/docker-engine (tests/run does)");
+        return None;
+    }
+    ensure_image(IMAGE, &[Path::new(env!("CARGO_BIN_EXE_argoexec"))]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(fixture(name)).unwrap();
+    let docker_pod = tmp.path().join("pod.yaml");
+    std::fs::write(&docker_pod, yaml.replace("value: pns", "value: docker")).unwrap();
+    let docker = run(
+        &docker_pod,
+        &tmp.path().join("docker"),
+        &["--backend", "docker", "--image-map", &format!("*={IMAGE}")],
+    );
+    let pns = run(&fixture(name), &tmp.path().join("pns"), &[]);
+    assert_eq!(
+        comparable(&docker.report),
+        comparable(&pns.report),
+        "docker:\n{:#}\npns:\n{:#}",
+        docker.report,
+        pns.report
+    );
+    assert_eq!(artifacts(&docker.work), artifacts(&pns.work));
+    // The work directory lives as long as the returned run's checks need it.
+    let kept = tmp.keep();
+    Some(Run {
+        report: docker.report,
+        work: kept,
+    })
+}
+
+fn cleanup(run: &Run) {
+    let _ = std::fs::remove_dir_all(&run.work);
+}
+
+#[test]
+fn script_result_matches_pns() {
+    let Some(run) = same_as_pns("hello-world-result") else {
+        return;
+    };
+    // The sandbox gives the pod's name as hostname, as kubelet does.
+    assert_eq!(
+        run.report["outputs"]["result"],
+        "hello from hello-world-result-x7k2p"
+    );
+    cleanup(&run);
+}
+
+#[test]
+fn output_parameter_from_the_image_matches_pns() {
+    let Some(run) = same_as_pns("output-parameter") else {
+        return;
+    };
+    assert_eq!(
+        run.report["outputs"]["parameters"][0]["value"],
+        "hello world"
+    );
+    cleanup(&run);
+}
+
+#[test]
+fn output_artifact_directory_from_the_image_matches_pns() {
+    let Some(run) = same_as_pns("output-artifact-dir") else {
+        return;
+    };
+    let files = artifacts(&run.work.join("docker"));
+    let names: Vec<&str> = files
+        .keys()
+        .map(|k| k.rsplit_once(':').unwrap().1)
+        .collect();
+    assert_eq!(names, ["out/a.txt", "out/sub/b.txt"], "{files:?}");
+    cleanup(&run);
+}
+
+#[test]
+fn failing_main_matches_pns() {
+    let Some(run) = same_as_pns("failing-main") else {
+        return;
+    };
+    assert_eq!(run.report["phase"], "Failed");
+    cleanup(&run);
+}
+
+#[test]
+fn v2_pod_with_the_template_in_annotations_matches_pns() {
+    let Some(run) = same_as_pns("v2-annotations") else {
+        return;
+    };
+    cleanup(&run);
+}
+
+#[test]
+fn raw_input_artifact_matches_pns() {
+    let Some(run) = same_as_pns("input-artifact-raw") else {
+        return;
+    };
+    cleanup(&run);
+}
