@@ -6,6 +6,7 @@
 //! `/dev/termination-log` when that file exists, as kubelet provides it in every container.
 
 mod cli;
+mod emissary_cmd;
 mod logging;
 mod wait_cmd;
 
@@ -117,13 +118,9 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let (template, _, protocol) = load_template(&config, &root, "wait")?;
             wait_cmd::wait(&config, &root, &template, protocol)
         }
-        Command::Emissary { .. } => {
-            Config::from_process_env(cli.global.flags())?;
-            Err(NotImplemented {
-                command: "emissary",
-                what: "the emissary runtime",
-            }
-            .into())
+        Command::Emissary { args } => {
+            let config = Config::from_process_env(cli.global.flags())?;
+            emissary_cmd::emissary(&config, &cli.global.pod_root, args)
         }
         Command::Resource { .. } => {
             Config::from_process_env(cli.global.flags())?;
