@@ -233,6 +233,11 @@ pub(crate) struct RunArgs {
     /// Load and check the pod and its template, print what the step would do, run nothing
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Run the pod with this runtime instead of the one it names, rewriting it as Argo's
+    /// controller does for that runtime (emissary: every container but wait runs under
+    /// `/var/run/argo/argoexec emissary --`)
+    #[arg(long, value_name = "RUNTIME", value_parser = ["emissary"])]
+    pub(crate) runtime: Option<String>,
 }
 
 impl GlobalArgs {

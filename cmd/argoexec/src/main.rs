@@ -197,6 +197,14 @@ fn run_local(pod: &argoexec_pod::StepPod, args: &cli::RunArgs) -> Result<ExitCod
         exe: std::env::current_exe().context("locate this binary")?,
         linger: args.linger,
         echo: !args.quiet,
+        runtime: args
+            .runtime
+            .as_deref()
+            .map(|name| match name {
+                "emissary" => Ok(argoexec_config::RuntimeKind::Emissary),
+                other => Err(anyhow::anyhow!("--runtime {other}: expected emissary")),
+            })
+            .transpose()?,
     };
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     let report = runtime.block_on(argoexec_localpod::run_pod(pod, &options));

@@ -10,7 +10,7 @@ use argoexec_executor::{
     FileReporter, NoReporter, PodPaths, Reporter as _, StepReport, WaitOptions, WaitOutcome,
     run_wait,
 };
-use argoexec_runtime::{AnyRuntime, ContainerRuntime, Pns, PnsOptions};
+use argoexec_runtime::{AnyRuntime, ContainerRuntime, Emissary, Pns, PnsOptions};
 use argoexec_storage::{MountedSecrets, RetryPolicy, chain};
 use argoexec_template::{Protocol, Template};
 
@@ -59,6 +59,9 @@ pub(crate) fn wait(
         })
         .map(AnyRuntime::Pns)
         .map_err(anyhow::Error::from),
+        RuntimeKind::Emissary => Ok(AnyRuntime::Emissary(Emissary::new(
+            PodPaths::under(root).var_run_argo(),
+        ))),
         other => Err(NotImplemented {
             command: "wait",
             what: runtime_missing(other),

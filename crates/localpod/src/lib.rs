@@ -35,6 +35,7 @@
 //! only child is the pause process; a container's process enters `/proc` and its command through
 //! the trampoline, an ordinary `exec`.
 
+mod emissary;
 mod env;
 mod error;
 mod pause;
@@ -43,6 +44,7 @@ mod runner;
 mod shim;
 mod volumes;
 
+pub use emissary::rewrite as rewrite_for_emissary;
 pub use error::Error;
 pub use pause::pause_main;
 pub use runner::{

@@ -1,7 +1,10 @@
 //! Choosing a runtime at run time.
 
 // Built without any runtime, every method matches on nothing and ignores its arguments.
-#![cfg_attr(not(feature = "pns"), allow(unused_variables))]
+#![cfg_attr(
+    not(any(feature = "pns", feature = "emissary")),
+    allow(unused_variables)
+)]
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,13 +12,16 @@ use std::time::Duration;
 use crate::{ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource};
 
 /// One of the runtimes this build has, chosen at run time (`ARGO_CONTAINER_RUNTIME_EXECUTOR`).
-/// Later: docker, k8sapi, kubelet, emissary.
+/// Later: docker, k8sapi, kubelet.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum AnyRuntime {
     /// Containers seen through `/proc` in a shared process namespace.
     #[cfg(feature = "pns")]
     Pns(crate::Pns),
+    /// The files `argoexec emissary` keeps in `/var/run/argo`.
+    #[cfg(feature = "emissary")]
+    Emissary(crate::Emissary),
     /// Stands in for the runtimes this build was compiled without; never constructed.
     #[doc(hidden)]
     None(std::convert::Infallible),
@@ -28,11 +34,20 @@ impl From<crate::Pns> for AnyRuntime {
     }
 }
 
+#[cfg(feature = "emissary")]
+impl From<crate::Emissary> for AnyRuntime {
+    fn from(runtime: crate::Emissary) -> Self {
+        Self::Emissary(runtime)
+    }
+}
+
 macro_rules! dispatch {
     ($self:ident, $runtime:ident => $call:expr) => {
         match $self {
             #[cfg(feature = "pns")]
             AnyRuntime::Pns($runtime) => $call,
+            #[cfg(feature = "emissary")]
+            AnyRuntime::Emissary($runtime) => $call,
             AnyRuntime::None(never) => match *never {},
         }
     };

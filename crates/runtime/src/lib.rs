@@ -6,15 +6,21 @@
 //! time. Container names are the pod spec's names (`main`, `wait`, sidecars).
 
 mod any;
+#[cfg(feature = "emissary")]
+mod emissary;
 #[cfg(feature = "test-util")]
 mod fake;
 #[cfg(feature = "pns")]
 mod pns;
 mod runtime;
+#[cfg(any(feature = "pns", feature = "emissary"))]
+mod state_dir;
 #[cfg(feature = "test-util")]
 pub mod testns;
 
 pub use any::AnyRuntime;
+#[cfg(feature = "emissary")]
+pub use emissary::Emissary;
 #[cfg(feature = "test-util")]
 pub use fake::{FakeContainer, FakeRuntime};
 #[cfg(feature = "pns")]
