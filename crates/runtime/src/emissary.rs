@@ -62,9 +62,17 @@ impl Emissary {
     }
 
     fn send(&self, container: &str, signal: i32) -> Result<(), Error> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         let path = self.ctr_dir(container)?.join("signal");
-        std::fs::write(&path, signal.to_string())
-            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)))
+        // Mode 0666: the emissary, maybe another user, removes the file once it has read it.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o666)
+            .open(&path)
+            .and_then(|mut file| file.write_all(signal.to_string().as_bytes()))
             .map_err(|e| Error::io(format!("write signal {signal} to {}", path.display()), e))
     }
 
