@@ -222,10 +222,10 @@ impl Waiter<'_> {
         let mut exited: Option<(i32, Instant)> = None;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            if let Some((code, at)) = exited {
-                if pipes.is_empty() || at.elapsed() >= DRAIN {
-                    return Ok(code);
-                }
+            if let Some((code, at)) = exited
+                && (pipes.is_empty() || at.elapsed() >= DRAIN)
+            {
+                return Ok(code);
             }
             let timeout = exited.map(|(_, at)| DRAIN.saturating_sub(at.elapsed()));
             let (signals_ready, own_ready, pipes_ready) = {

@@ -311,14 +311,14 @@ mod tests {
             std::thread::spawn(move || {
                 let mut seen = Vec::new();
                 loop {
-                    if let Ok(text) = std::fs::read_to_string(ctr.join("signal")) {
-                        if let Ok(n) = text.trim().parse::<i32>() {
-                            std::fs::remove_file(ctr.join("signal")).unwrap();
-                            seen.push(n);
-                            if n == 9 {
-                                std::fs::write(ctr.join("exitcode"), "137").unwrap();
-                                return seen;
-                            }
+                    if let Ok(text) = std::fs::read_to_string(ctr.join("signal"))
+                        && let Ok(n) = text.trim().parse::<i32>()
+                    {
+                        std::fs::remove_file(ctr.join("signal")).unwrap();
+                        seen.push(n);
+                        if n == 9 {
+                            std::fs::write(ctr.join("exitcode"), "137").unwrap();
+                            return seen;
                         }
                     }
                     std::thread::sleep(Duration::from_millis(5));
