@@ -255,6 +255,8 @@ fn json_log_format_reports_errors_as_json() {
     let out = argoexec(dir.path())
         .env("ARGO_POD_NAME", "pod-1")
         .env("ARGO_TEMPLATE", r#"{"name":"t"}"#)
+        // A runtime not written yet, so wait fails at once.
+        .env("ARGO_CONTAINER_RUNTIME_EXECUTOR", "kubelet")
         .args(["wait", "--log-format", "json"])
         .output()
         .unwrap();
@@ -279,11 +281,7 @@ fn json_log_format_reports_errors_as_json() {
 #[test]
 fn unsupported_subcommands_exit_64() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [
-        &["emissary", "--", "true"][..],
-        &["resource", "create"],
-        &["data", "{}"],
-    ] {
+    for args in [&["resource", "create"][..], &["data", "{}"]] {
         let out = argoexec(dir.path()).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(64), "{args:?}");
         assert!(
@@ -291,6 +289,24 @@ fn unsupported_subcommands_exit_64() {
             "{args:?}"
         );
     }
+}
+
+#[test]
+fn emissary_without_a_container_name_exits_64_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = argoexec(dir.path())
+        .args(["emissary", "--pod-root"])
+        .arg(dir.path())
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        text(&out.stderr).contains("ARGO_CONTAINER_NAME is not set"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.path().join("var").exists());
 }
 
 fn example_pod() -> std::path::PathBuf {

@@ -545,3 +545,70 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The step's result as Argo records it: phase, message, outputs and each container's exit code
+/// (the artifacts' digests included: the same files give the same archives).
+fn outcome(r: &Run) -> serde_json::Value {
+    let json = r.json();
+    let codes: Vec<_> = json["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| serde_json::json!([c["name"], c["exitCode"]]))
+        .collect();
+    serde_json::json!({
+        "phase": json["phase"],
+        "message": json["message"],
+        "outputs": json["outputs"],
+        "containers": codes,
+    })
+}
+
+#[test]
+fn e2e_fixtures_give_the_same_outcome_with_the_emissary_as_with_pns() {
+    if !is_root() {
+        return;
+    }
+    let pods = [
+        "hello-world-result.yaml",
+        "output-parameter.yaml",
+        "output-artifact-dir.yaml",
+        "input-artifact-raw.yaml",
+        "failing-main.yaml",
+        "deadline-exceeded.yaml",
+        "sidecar-ignores-sigterm.yaml",
+    ];
+    for pod in pods {
+        let extra: &[&str] = if pod.starts_with("sidecar") {
+            &["--linger", "60s"]
+        } else {
+            &[]
+        };
+        let pns = run(&fixture(pod), extra);
+        let emissary = run(&fixture(pod), &[extra, &["--runtime", "emissary"]].concat());
+        assert_eq!(
+            outcome(&emissary),
+            outcome(&pns),
+            "{pod}: emissary (left) and PNS (right) differ\n{}",
+            emissary.stderr()
+        );
+        // The emissary really ran main: its files are in the pod's /var/run/argo.
+        let var_run_argo = walk(&emissary.dir().join("volumes"));
+        assert!(
+            var_run_argo
+                .iter()
+                .any(|p| p.ends_with("ctr/main/exitcode")),
+            "{pod}: no ctr/main/exitcode in {var_run_argo:?}"
+        );
+    }
+}
+
+#[test]
+fn the_emissary_refuses_a_v2_pod() {
+    if !is_root() {
+        return;
+    }
+    let r = run(&fixture("v2-annotations.yaml"), &["--runtime", "emissary"]);
+    assert!(!r.out.status.success());
+    assert!(r.stderr().contains("v3 or v4 pod"), "{}", r.stderr());
+}

@@ -243,6 +243,11 @@ pub(crate) struct RunArgs {
     /// every image not named)
     #[arg(long, value_name = "FROM=TO")]
     pub(crate) image_map: Vec<String>,
+    /// Run the pod with this runtime instead of the one it names, rewriting it as Argo's
+    /// controller does for that runtime (emissary: every container but wait runs under
+    /// `/var/run/argo/argoexec emissary --`)
+    #[arg(long, value_name = "RUNTIME", value_parser = ["emissary"])]
+    pub(crate) runtime: Option<String>,
 }
 
 impl GlobalArgs {

@@ -7,6 +7,7 @@
 
 mod cli;
 mod execution;
+mod emissary_cmd;
 mod logging;
 mod wait_cmd;
 
@@ -118,13 +119,9 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let (template, _, protocol) = load_template(&config, &root, "wait")?;
             wait_cmd::wait(&config, &root, &template, protocol)
         }
-        Command::Emissary { .. } => {
-            Config::from_process_env(cli.global.flags())?;
-            Err(NotImplemented {
-                command: "emissary",
-                what: "the emissary runtime",
-            }
-            .into())
+        Command::Emissary { args } => {
+            let config = Config::from_process_env(cli.global.flags())?;
+            emissary_cmd::emissary(&config, &cli.global.pod_root, args)
         }
         Command::Resource { .. } => {
             Config::from_process_env(cli.global.flags())?;
@@ -201,6 +198,14 @@ fn run_local(pod: &argoexec_pod::StepPod, args: &cli::RunArgs) -> Result<ExitCod
         exe: std::env::current_exe().context("locate this binary")?,
         linger: args.linger,
         echo: !args.quiet,
+        runtime: args
+            .runtime
+            .as_deref()
+            .map(|name| match name {
+                "emissary" => Ok(argoexec_config::RuntimeKind::Emissary),
+                other => Err(anyhow::anyhow!("--runtime {other}: expected emissary")),
+            })
+            .transpose()?,
     };
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     let report = if args.backend == "docker" {

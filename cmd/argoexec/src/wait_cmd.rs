@@ -14,7 +14,9 @@ use argoexec_executor::{
     FileReporter, PodPaths, ReportError, Reporter, StepReport, WaitOptions, WaitOutcome, run_wait,
 };
 use argoexec_kube::{AnySecrets, ApiSecrets, Backoff, KubeReporter, Names};
-use argoexec_runtime::{AnyRuntime, ContainerRuntime, Docker, DockerOptions, Pns, PnsOptions};
+use argoexec_runtime::{
+    AnyRuntime, ContainerRuntime, Docker, DockerOptions, Emissary, Pns, PnsOptions,
+};
 use argoexec_storage::{MountedSecrets, RetryPolicy, chain};
 use argoexec_template::{Protocol, Template};
 
@@ -79,6 +81,9 @@ pub(crate) fn wait(
         .map(AnyRuntime::Pns)
         .map_err(anyhow::Error::from),
         RuntimeKind::Docker => docker_options(config, root).map(|o| Docker::new(o).into()),
+        RuntimeKind::Emissary => Ok(AnyRuntime::Emissary(Emissary::new(
+            PodPaths::under(root).var_run_argo(),
+        ))),
         other => Err(NotImplemented {
             command: "wait",
             what: runtime_missing(other),

@@ -37,6 +37,7 @@
 
 #[cfg(feature = "docker")]
 mod docker;
+mod emissary;
 mod env;
 mod error;
 mod pause;
@@ -47,6 +48,7 @@ mod volumes;
 
 #[cfg(feature = "docker")]
 pub use docker::{ImageMap, run_pod_docker};
+pub use emissary::rewrite as rewrite_for_emissary;
 pub use error::Error;
 pub use pause::pause_main;
 pub use runner::{

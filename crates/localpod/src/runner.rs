@@ -49,6 +49,9 @@ pub struct RunOptions {
     pub linger: Duration,
     /// Echo each container's output on stderr, lines prefixed with `[container]`.
     pub echo: bool,
+    /// The runtime to run the pod with instead of the one its manifest names: the pod is
+    /// rewritten as Argo's controller writes it for that runtime (only emissary for now).
+    pub runtime: Option<argoexec_config::RuntimeKind>,
 }
 
 /// A step's outcome, as Argo would record the node.
@@ -219,6 +222,9 @@ pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, 
         };
         let location = repo::load(path, &names)?;
         set_archive_location(&mut step, location)?;
+    }
+    if options.runtime == Some(argoexec_config::RuntimeKind::Emissary) {
+        crate::emissary::rewrite(&mut step)?;
     }
     let info = pod_info(&step.pod);
     let keyed = KeyedDirs {
@@ -825,6 +831,10 @@ pub(crate) fn prepare(
 /// Argo's executor: `argoexec ...`, `/var/run/argo/argoexec ...`, or an argoexec image with no
 /// command.
 fn is_argoexec(c: &Container) -> bool {
+    // A container wrapped by the emissary runs the user's command: it is not the executor.
+    if crate::emissary::is_wrapped(c) {
+        return false;
+    }
     match c.command.as_deref().and_then(<[String]>::first) {
         Some(program) => is_argoexec_path(program),
         None => c.image.as_deref().is_some_and(|i| i.contains("argoexec")),

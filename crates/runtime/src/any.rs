@@ -1,7 +1,10 @@
 //! Choosing a runtime at run time.
 
 // Built without any runtime, every method matches on nothing and ignores its arguments.
-#![cfg_attr(not(any(feature = "pns", feature = "docker")), allow(unused_variables))]
+#![cfg_attr(
+    not(any(feature = "pns", feature = "docker", feature = "emissary")),
+    allow(unused_variables)
+)]
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,7 +12,7 @@ use std::time::Duration;
 use crate::{ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource};
 
 /// One of the runtimes this build has, chosen at run time (`ARGO_CONTAINER_RUNTIME_EXECUTOR`).
-/// Later: k8sapi, kubelet, emissary.
+/// Later: k8sapi, kubelet.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum AnyRuntime {
@@ -19,6 +22,9 @@ pub enum AnyRuntime {
     /// Containers seen through the Docker Engine API.
     #[cfg(feature = "docker")]
     Docker(crate::Docker),
+    /// The files `argoexec emissary` keeps in `/var/run/argo`.
+    #[cfg(feature = "emissary")]
+    Emissary(crate::Emissary),
     /// Stands in for the runtimes this build was compiled without; never constructed.
     #[doc(hidden)]
     None(std::convert::Infallible),
@@ -38,6 +44,13 @@ impl From<crate::Docker> for AnyRuntime {
     }
 }
 
+#[cfg(feature = "emissary")]
+impl From<crate::Emissary> for AnyRuntime {
+    fn from(runtime: crate::Emissary) -> Self {
+        Self::Emissary(runtime)
+    }
+}
+
 macro_rules! dispatch {
     ($self:ident, $runtime:ident => $call:expr) => {
         match $self {
@@ -45,6 +58,8 @@ macro_rules! dispatch {
             AnyRuntime::Pns($runtime) => $call,
             #[cfg(feature = "docker")]
             AnyRuntime::Docker($runtime) => $call,
+            #[cfg(feature = "emissary")]
+            AnyRuntime::Emissary($runtime) => $call,
             AnyRuntime::None(never) => match *never {},
         }
     };

@@ -8,6 +8,8 @@
 mod any;
 #[cfg(feature = "docker")]
 mod docker;
+#[cfg(feature = "emissary")]
+mod emissary;
 #[cfg(feature = "test-util")]
 mod fake;
 #[cfg(feature = "pns")]
@@ -15,6 +17,8 @@ mod pns;
 mod runtime;
 #[cfg(all(feature = "test-util", feature = "docker"))]
 pub mod testdocker;
+#[cfg(any(feature = "pns", feature = "emissary"))]
+mod state_dir;
 #[cfg(feature = "test-util")]
 pub mod testns;
 
@@ -23,6 +27,8 @@ pub use any::AnyRuntime;
 pub use docker::{
     CONTAINER_NAME_LABEL, Docker, DockerOptions, POD_NAME_LABEL, POD_NAMESPACE_LABEL, SANDBOX_NAME,
 };
+#[cfg(feature = "emissary")]
+pub use emissary::Emissary;
 #[cfg(feature = "test-util")]
 pub use fake::{FakeContainer, FakeRuntime};
 #[cfg(feature = "pns")]

@@ -20,7 +20,6 @@
 mod discovery;
 mod process;
 mod resolve;
-mod state_dir;
 
 use std::io;
 use std::os::fd::AsRawFd as _;
@@ -31,6 +30,7 @@ use std::time::Duration;
 use futures::{StreamExt as _, TryStreamExt as _};
 use rustix::process::Signal;
 
+use crate::state_dir;
 use crate::{ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource};
 use discovery::{Discovery, Found};
 

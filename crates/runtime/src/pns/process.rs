@@ -6,19 +6,8 @@ use std::os::fd::OwnedFd;
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::process::Signal;
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 
-/// Registers `fd` with tokio's reactor for readability.
-///
-/// tokio 1.54 deprecated its safe constructors in favour of `unsafe fn register`, because a
-/// generic `T` may return a different raw fd from one `as_raw_fd` call to the next. An `OwnedFd`
-/// returns the one fd it owns, open, until it is dropped: exactly what `register`'s safety
-/// contract asks for. So the safe constructor is sound here, and this crate forbids `unsafe`.
-#[allow(deprecated)]
-pub(super) fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
-    AsyncFd::with_interest(fd, Interest::READABLE)
-}
+pub(super) use crate::state_dir::register;
 
 /// Resolves when the process of `pidfd` has exited: a pidfd becomes readable then.
 pub(super) async fn exited(pidfd: &OwnedFd) -> io::Result<()> {

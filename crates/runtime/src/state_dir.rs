@@ -1,15 +1,17 @@
 //! The pod state directory: `<dir>/<container>/{stdout,combined,exitcode}`, the layout Argo's
-//! emissary keeps under `/var/run/argo/ctr/`. Whoever runs the pod writes `stdout` and `combined`
+//! emissary keeps under `/var/run/argo/ctr/` (so the PNS and emissary runtimes share it). Whoever runs the pod writes `stdout` and `combined`
 //! while the container runs and `exitcode` last, once both pipes reached their end, so a present
 //! `exitcode` means the logs are complete.
 
 use std::io;
 use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rustix::fs::inotify;
 use rustix::io::Errno;
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
@@ -18,7 +20,7 @@ use tokio::time::Instant;
 const NO_DIR_POLL: Duration = Duration::from_millis(50);
 
 /// `<dir>/<container>/<file>`.
-pub(super) fn file(dir: &Path, container: &str, file: &str) -> PathBuf {
+pub(crate) fn file(dir: &Path, container: &str, file: &str) -> PathBuf {
     dir.join(container).join(file)
 }
 
@@ -102,7 +104,7 @@ fn watch_dir(dir: &Path) -> io::Result<AsyncFd<std::os::fd::OwnedFd>> {
             | inotify::WatchFlags::MOVED_TO
             | inotify::WatchFlags::CREATE,
     )?;
-    super::process::register(fd)
+    register(fd)
 }
 
 /// Resolves at the next change in the watched directory, after draining the events.
@@ -119,4 +121,15 @@ async fn changed(watch: &AsyncFd<std::os::fd::OwnedFd>) -> io::Result<()> {
     }
     guard.clear_ready();
     Ok(())
+}
+
+/// Registers `fd` with tokio's reactor for readability.
+///
+/// tokio 1.54 deprecated its safe constructors in favour of `unsafe fn register`, because a
+/// generic `T` may return a different raw fd from one `as_raw_fd` call to the next. An `OwnedFd`
+/// returns the one fd it owns, open, until it is dropped: exactly what `register`'s safety
+/// contract asks for. So the safe constructor is sound here, and this crate forbids `unsafe`.
+#[allow(deprecated)]
+pub(crate) fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    AsyncFd::with_interest(fd, Interest::READABLE)
 }
