@@ -37,7 +37,17 @@ fn run_wait(
     template: &serde_json::Value,
     extra: &[(&str, &str)],
 ) -> Output {
-    ns.command(env!("CARGO_BIN_EXE_argoexec"))
+    wait_command(ns, root, template)
+        .env("ARGOEXEC_REPORT_FILE", root.join("report.json"))
+        .envs(extra.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// The wait container's command, with no reporter chosen yet.
+fn wait_command(ns: &PodNamespace, root: &Path, template: &serde_json::Value) -> Command {
+    let mut command = ns.command(env!("CARGO_BIN_EXE_argoexec"));
+    command
         .args(["wait", "--pod-root"])
         .arg(root)
         .arg("--termination-log")
@@ -51,11 +61,8 @@ fn run_wait(
         .env("ARGO_TEMPLATE", template.to_string())
         .env("ARGO_TERMINATION_GRACE_PERIOD_SECONDS", "1")
         .env("ARGOEXEC_POD_STATE_DIR", root.join("state"))
-        .env("ARGOEXEC_REPORT_FILE", root.join("report.json"))
-        .env("ARGOEXEC_LOCAL_REPOSITORY", root.join("repo"))
-        .envs(extra.iter().copied())
-        .output()
-        .unwrap()
+        .env("ARGOEXEC_LOCAL_REPOSITORY", root.join("repo"));
+    command
 }
 
 /// Whether a process whose command line holds `pattern` is still there a moment later (the
@@ -192,4 +199,195 @@ fn a_wait_that_cannot_start_still_reports_why() {
     let message = report["message"].as_str().unwrap();
     assert!(message.contains("kubelet runtime"), "{message}");
     assert_eq!(report["outputs"]["parameters"][0]["name"], "p");
+}
+
+// Reporting to the Kubernetes API: the same real wait and main, the outputs going to a fake API
+// server that speaks the real protocol (argoexec-testkube) instead of the local report file.
+
+mod kube {
+    use super::*;
+    use argoexec_testkube::{Fault, TestKube};
+    use serde_json::{Value, json};
+
+    const NS: &str = "argo";
+
+    fn server() -> TestKube {
+        let kube = TestKube::start().unwrap();
+        kube.apply(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "pod-1", "namespace": NS, "uid": "pod-uid"},
+            "spec": {"containers": [{"name": "wait"}, {"name": "main"}]}}));
+        kube
+    }
+
+    /// A step whose main writes parameter `p` = `value` (after `gate` exists, when given).
+    fn step(ns: &PodNamespace, root: &Path, value: &str, gate: Option<&Path>) -> Value {
+        let out = root.join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let wait_gate = gate.map_or(String::new(), |g| {
+            format!("while [ ! -e {} ]; do sleep 0.05; done; ", g.display())
+        });
+        start_container(
+            ns,
+            &root.join("state"),
+            "main",
+            // The sleep lets wait see main alive, so it can read main's files through /proc.
+            &format!("sleep 0.3; {wait_gate}echo {value} > {}/p", out.display()),
+        );
+        json!({"name": "step", "container": {"image": "alpine"},
+            "outputs": {"parameters": [{"name": "p", "valueFrom": {"path": format!("{}/p", out.display())}}]}})
+    }
+
+    fn api_wait(ns: &PodNamespace, root: &Path, server: &TestKube, template: &Value) -> Command {
+        let mut command = wait_command(ns, root, template);
+        command
+            .args(["--server", server.url(), "--namespace", NS, "--token", "t"])
+            .env("ARGO_NODE_ID", "wf-1234")
+            .env("ARGO_POD_UID", "pod-uid");
+        command
+    }
+
+    fn task_result(server: &TestKube) -> Option<Value> {
+        server.get("workflowtaskresults", NS, "wf-1234")
+    }
+
+    #[test]
+    fn v4_a_wait_that_cannot_start_still_completes_its_task_result() {
+        let server = server();
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let ns = PodNamespace::start().unwrap();
+        let template = step(&ns, root, "v4", None);
+        // v4 pods run the emissary runtime, not written yet: wait fails at once and must still
+        // tell the controller, or it would wait for the outputs forever.
+        let output = api_wait(&ns, root, &server, &template)
+            .env("ARGO_WORKFLOW_UID", "wf-uid")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(64), "{stderr}");
+        let result = task_result(&server).unwrap();
+        let labels = &result["metadata"]["labels"];
+        assert_eq!(
+            labels["workflows.argoproj.io/report-outputs-completed"],
+            "true"
+        );
+        assert_eq!(labels["workflows.argoproj.io/workflow"], "wf");
+        assert_eq!(result["metadata"]["ownerReferences"][0]["uid"], "wf-uid");
+        assert_eq!(result["outputs"]["parameters"][0]["name"], "p");
+        assert!(!root.join("report.json").exists());
+    }
+
+    #[test]
+    fn v3_survives_500s_and_falls_back_to_the_pod_annotation_on_403() {
+        let server = server();
+        server.inject(Fault::status(500).method("PATCH").times(2));
+        server.inject(Fault::status(403).path_contains("/workflowtaskresults"));
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let ns = PodNamespace::start().unwrap();
+        let template = step(&ns, root, "v3", None);
+        let output = api_wait(&ns, root, &server, &template).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let pod = server.get("pods", NS, "pod-1").unwrap();
+        let outputs: Value = serde_json::from_str(
+            pod["metadata"]["annotations"]["workflows.argoproj.io/outputs"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(outputs["parameters"][0]["value"], "v3");
+        assert!(
+            stderr.contains("falling back to legacy/insecure pod patch"),
+            "{stderr}"
+        );
+        let statuses: Vec<u16> = server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .map(|r| r.status)
+            .collect();
+        assert_eq!(statuses, [500, 500, 200]);
+    }
+
+    #[test]
+    fn v2_reports_outputs_and_the_error_as_annotations() {
+        let server = server();
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let ns = PodNamespace::start().unwrap();
+        let mut template = step(&ns, root, "v2", None);
+        // A second parameter with no file and no default: the step's error, for node-message.
+        template["outputs"]["parameters"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "missing", "valueFrom": {"path": "/nonexistent/q"}}));
+        let annotations = root.join("annotations");
+        std::fs::write(
+            &annotations,
+            format!(
+                "workflows.argoproj.io/template={}\n",
+                serde_json::to_string(&template.to_string()).unwrap()
+            ),
+        )
+        .unwrap();
+        let output = api_wait(&ns, root, &server, &template)
+            .env_remove("ARGO_TEMPLATE")
+            .arg("--pod-annotations")
+            .arg(&annotations)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        let pod = server.get("pods", NS, "pod-1").unwrap();
+        let annotations = &pod["metadata"]["annotations"];
+        let outputs: Value = serde_json::from_str(
+            annotations["workflows.argoproj.io/outputs"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(outputs["parameters"][0]["value"], "v2");
+        let message = annotations["workflows.argoproj.io/node-message"]
+            .as_str()
+            .unwrap();
+        assert!(
+            message.contains("failed to save output parameter 'missing'"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_denied_permission_fails_wait_at_start_naming_verb_and_resource() {
+        let server = server();
+        // v3 may fall back to the pod annotation: denied only when both ways are.
+        server.deny("create", "workflowtaskresults");
+        server.deny("patch", "pods");
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let ns = PodNamespace::start().unwrap();
+        let template = step(&ns, root, "x", None);
+        let output = api_wait(&ns, root, &server, &template).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(64), "{stderr}");
+        assert!(
+            stderr.contains("the service account may not create workflowtaskresults.argoproj.io in namespace argo"),
+            "{stderr}"
+        );
+        let termination = std::fs::read_to_string(root.join("termination-log")).unwrap();
+        assert!(
+            termination.contains("may not create workflowtaskresults"),
+            "{termination}"
+        );
+        assert!(task_result(&server).is_none());
+        let writes = server
+            .requests()
+            .into_iter()
+            .filter(|r| r.method != "GET" && !r.path.contains("selfsubjectaccessreviews"))
+            .count();
+        assert_eq!(
+            writes, 0,
+            "nothing was reported: wait stopped before main ran"
+        );
+    }
 }

@@ -1,15 +1,19 @@
 //! Wiring of `argoexec wait`: the runtime, the reporter and the options from the configuration.
+//!
+//! The reporter is the local file when `argoexec run` set `ARGOEXEC_REPORT_FILE`, else the
+//! Kubernetes API as the pod's protocol asks (v2 annotations, v3/v4 task results). Every exit
+//! path reports, a wait that cannot start included, as long as the reporter itself could be built.
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use argoexec_config::{Config, RuntimeKind};
 use argoexec_executor::{
-    FileReporter, NoReporter, PodPaths, Reporter as _, StepReport, WaitOptions, WaitOutcome,
-    run_wait,
+    FileReporter, PodPaths, ReportError, Reporter, StepReport, WaitOptions, WaitOutcome, run_wait,
 };
+use argoexec_kube::{AnySecrets, ApiSecrets, Backoff, KubeReporter, Names};
 use argoexec_runtime::{AnyRuntime, ContainerRuntime, Pns, PnsOptions};
 use argoexec_storage::{MountedSecrets, RetryPolicy, chain};
 use argoexec_template::{Protocol, Template};
@@ -51,6 +55,9 @@ pub(crate) fn wait(
             .enabled()
             .then(|| config.progress.file.clone()),
     };
+    let tokio = tokio::runtime::Runtime::new()
+        .context("start the async runtime")
+        .map_err(with_protocol)?;
     let runtime = match config.runtime_for(protocol) {
         RuntimeKind::Pns => Pns::with_options(PnsOptions {
             own_container: config.identity.container_name.clone(),
@@ -65,38 +72,91 @@ pub(crate) fn wait(
         }
         .into()),
     };
-    let runtime = match runtime {
-        Ok(runtime) => runtime,
-        Err(error) => {
+    let reporter = tokio.block_on(reporter_for(config, root, protocol));
+    let (runtime, (reporter, secrets)) = match (runtime, reporter) {
+        (Ok(runtime), Ok(reporter)) => (runtime, reporter),
+        (Err(error), reporter) => {
             // Even a wait that cannot start reports: the step's outputs say why they are empty.
-            report_setup_failure(config, template, &error);
+            let report = StepReport {
+                outputs: template.outputs.clone().unwrap_or_default(),
+                message: Some(format!("{error:#}")),
+                progress: None,
+            };
+            let reported = match reporter {
+                Ok((reporter, _)) => tokio
+                    .block_on(reporter.report(&report))
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = reported {
+                tracing::error!(error = %format!("{e:#}"), "Failed to report the failure");
+            }
             return Err(with_protocol(error));
         }
+        (Ok(_), Err(error)) => return Err(with_protocol(error)),
     };
-    run_with(config, root, template, &options, &runtime).map_err(with_protocol)
+    let run = RunWith {
+        config,
+        template,
+        options: &options,
+        reporter: &reporter,
+        secrets: &secrets,
+    };
+    tokio.block_on(run.run(&runtime)).map_err(with_protocol)
 }
 
-/// Reports the template's outputs unfilled, with the error that stopped wait before it began.
-fn report_setup_failure(config: &Config, template: &Template, error: &anyhow::Error) {
-    let Some(path) = &config.report_file else {
-        return;
-    };
-    let report = StepReport {
-        outputs: template.outputs.clone().unwrap_or_default(),
-        message: Some(format!("{error:#}")),
-        progress: None,
-    };
-    let written = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| {
-            rt.block_on(FileReporter::new(path).report(&report))
-                .map_err(anyhow::Error::from)
-        });
-    if let Err(e) = written {
-        tracing::error!(error = %format!("{e:#}"), "Failed to report the failure");
+/// Where outputs go: the local report file of `argoexec run`, or the Kubernetes API.
+#[derive(Debug)]
+enum AnyReporter {
+    File(FileReporter),
+    Kube(Box<KubeReporter>),
+}
+
+impl Reporter for AnyReporter {
+    async fn report(&self, report: &StepReport) -> Result<(), ReportError> {
+        match self {
+            Self::File(r) => r.report(report).await,
+            Self::Kube(r) => r.report(report).await,
+        }
     }
+}
+
+/// The reporter and the credentials for the pod: a local run reports to its file and reads
+/// mounted secrets; a pod connects to the API, checks it may report (failing fast, by name), and
+/// reads secrets through the API when it is a v2 pod (Argo 2 mounted none).
+async fn reporter_for(
+    config: &Config,
+    root: &Path,
+    protocol: Protocol,
+) -> anyhow::Result<(AnyReporter, AnySecrets)> {
+    let mounted = AnySecrets::Mounted(MountedSecrets::new(root.join("argo/secret")));
+    if let Some(path) = &config.report_file {
+        return Ok((AnyReporter::File(FileReporter::new(path)), mounted));
+    }
+    let kube = argoexec_kube::connect(&config.flags.kube)
+        .await
+        .context("connect to the Kubernetes API to report outputs")?;
+    argoexec_kube::check_access(&kube, protocol).await?;
+    let id = &config.identity;
+    let names = Names {
+        pod: config.pod_name()?.to_owned(),
+        pod_uid: id.pod_uid.clone(),
+        node_id: id.node_id.clone(),
+        workflow: id.workflow_name.clone(),
+        workflow_uid: id.workflow_uid.clone(),
+        instance_id: id.instance_id.clone(),
+    };
+    // A pod with a tiny grace period still deserves a few retries: kubelet's kill ends them.
+    let budget = config
+        .termination_grace(protocol)
+        .max(Duration::from_secs(10));
+    let backoff = Backoff::default().within(budget);
+    let secrets = match protocol {
+        Protocol::V2 => AnySecrets::Api(ApiSecrets::new(&kube, backoff)),
+        Protocol::V3 | Protocol::V4 => mounted,
+    };
+    let reporter = KubeReporter::new(kube, protocol, names, backoff)?;
+    Ok((AnyReporter::Kube(Box::new(reporter)), secrets))
 }
 
 fn runtime_missing(kind: RuntimeKind) -> &'static str {
@@ -109,38 +169,59 @@ fn runtime_missing(kind: RuntimeKind) -> &'static str {
     }
 }
 
-fn run_with<R: ContainerRuntime>(
-    config: &Config,
-    root: &Path,
-    template: &Template,
-    options: &WaitOptions,
-    runtime: &R,
-) -> anyhow::Result<ExitCode> {
-    let secrets = MountedSecrets::new(root.join("argo/secret"));
-    let tokio = tokio::runtime::Runtime::new().context("start the async runtime")?;
-    let outcome = tokio.block_on(async {
+/// What one wait runs with, besides the runtime.
+struct RunWith<'a> {
+    config: &'a Config,
+    template: &'a Template,
+    options: &'a WaitOptions,
+    reporter: &'a AnyReporter,
+    secrets: &'a AnySecrets,
+}
+
+impl RunWith<'_> {
+    async fn run<R: ContainerRuntime>(&self, runtime: &R) -> anyhow::Result<ExitCode> {
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("listen for SIGTERM")?;
         let terminate = async move {
             sigterm.recv().await;
         };
-        let outcome = match &config.report_file {
-            Some(path) => {
-                run_wait(
-                    template,
-                    options,
-                    runtime,
-                    &FileReporter::new(path),
-                    &secrets,
-                    terminate,
-                )
-                .await
-            }
-            None => run_wait(template, options, runtime, &NoReporter, &secrets, terminate).await,
+        let progress = &self.config.progress;
+        let kube = match self.reporter {
+            AnyReporter::Kube(kube) => Some(kube.as_ref()),
+            AnyReporter::File(_) => None,
         };
-        anyhow::Ok(outcome)
-    })?;
-    finish(outcome)
+        if let Some(kube) = kube
+            && let Err(e) = kube.start().await
+        {
+            // The final report tries again (Argo: InitializeOutput's error is the step's only if
+            // the report fails too).
+            tracing::error!(error = %chain(&e), "Failed to initialize the task result");
+        }
+        let wait = run_wait(
+            self.template,
+            self.options,
+            runtime,
+            self.reporter,
+            self.secrets,
+            terminate,
+        );
+        let outcome = match kube.filter(|_| progress.enabled()) {
+            Some(kube) => {
+                let monitor = argoexec_kube::monitor_progress(
+                    kube,
+                    progress.file.clone(),
+                    progress.file_tick,
+                    progress.patch_tick,
+                );
+                tokio::select! {
+                    outcome = wait => outcome,
+                    never = monitor => match never {},
+                }
+            }
+            None => wait.await,
+        };
+        finish(outcome)
+    }
 }
 
 /// Logs every error after the first, and makes the first the command's.

@@ -316,13 +316,14 @@ impl Reporter for KubeReporter {
 }
 
 /// Watches the progress file while main runs (Argo's `monitorProgress`): reads its last line every
-/// `file_tick`, and every `patch_tick` reports a new `N/M` through `reporter`. Runs until dropped.
+/// `file_tick`, and every `patch_tick` reports a new `N/M` through `reporter`. Never returns: it
+/// runs until dropped.
 pub async fn monitor_progress(
     reporter: &KubeReporter,
     file: PathBuf,
     file_tick: Duration,
     patch_tick: Duration,
-) {
+) -> std::convert::Infallible {
     let mut read = tokio::time::interval(file_tick);
     let mut patch = tokio::time::interval_at(tokio::time::Instant::now() + patch_tick, patch_tick);
     let mut last_line = String::new();
