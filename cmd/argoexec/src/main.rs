@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use argoexec_config::{Config, LogFormat};
 use argoexec_executor::{InitOptions, PodPaths, run_init};
-use argoexec_storage::{MountedSecrets, RetryPolicy, S3Tuning, StorageOptions};
+use argoexec_storage::{RetryPolicy, S3Tuning, StorageOptions};
 use argoexec_template::{Protocol, SourcePaths, Template};
 use clap::Parser as _;
 
@@ -101,8 +101,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 storage: storage_options(&config),
                 unpack_limits: argoexec_executor::unpack_limits(&config.unpack),
             };
-            let secrets = MountedSecrets::new(root.join("argo/secret"));
             let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
+            let secrets = runtime.block_on(wait_cmd::init_secrets(&config, &root, protocol));
             runtime
                 .block_on(run_init(&template, &options, &secrets))
                 .map_err(|e| Failure {

@@ -146,13 +146,9 @@ async fn reporter_for(
         workflow_uid: id.workflow_uid.clone(),
         instance_id: id.instance_id.clone(),
     };
-    // A pod with a tiny grace period still deserves a few retries: kubelet's kill ends them.
-    let budget = config
-        .termination_grace(protocol)
-        .max(Duration::from_secs(10));
-    let backoff = Backoff::default().within(budget);
+    let backoff = api_backoff(config, protocol);
     let secrets = match protocol {
-        Protocol::V2 => AnySecrets::Api(ApiSecrets::new(&kube, backoff)),
+        Protocol::V2 => AnySecrets::Api(Box::new(ApiSecrets::new(&kube, backoff))),
         Protocol::V3 | Protocol::V4 => mounted,
     };
     let reporter = KubeReporter::new(kube, protocol, names, backoff)?;
@@ -166,6 +162,35 @@ fn runtime_missing(kind: RuntimeKind) -> &'static str {
         RuntimeKind::Kubelet => "the kubelet runtime",
         RuntimeKind::Emissary => "the emissary runtime",
         RuntimeKind::Pns => "the pns runtime",
+    }
+}
+
+/// Retries of API calls within the pod's grace period; a pod with a tiny grace period still
+/// deserves a few retries (kubelet's kill ends them).
+fn api_backoff(config: &Config, protocol: Protocol) -> Backoff {
+    Backoff::default().within(
+        config
+            .termination_grace(protocol)
+            .max(Duration::from_secs(10)),
+    )
+}
+
+/// Credentials for init: a v2 pod reads Secrets through the API (Argo 2 mounted none) when a
+/// client can be configured; otherwise, and for v3 and v4 pods, the mounted files.
+pub(crate) async fn init_secrets(config: &Config, root: &Path, protocol: Protocol) -> AnySecrets {
+    let mounted = AnySecrets::Mounted(MountedSecrets::new(root.join("argo/secret")));
+    if protocol != Protocol::V2 {
+        return mounted;
+    }
+    match argoexec_kube::connect(&config.flags.kube).await {
+        Ok(kube) => AnySecrets::Api(Box::new(ApiSecrets::new(
+            &kube,
+            api_backoff(config, protocol),
+        ))),
+        Err(e) => {
+            tracing::debug!(error = %chain(&e), "No Kubernetes client: secrets come from mounted files");
+            mounted
+        }
     }
 }
 

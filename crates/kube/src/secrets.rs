@@ -74,7 +74,7 @@ pub enum AnySecrets {
     /// `/argo/secret/<name>/<key>`.
     Mounted(MountedSecrets),
     /// The Secret objects themselves.
-    Api(ApiSecrets),
+    Api(Box<ApiSecrets>),
 }
 
 impl Secrets for AnySecrets {

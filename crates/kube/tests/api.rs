@@ -331,7 +331,7 @@ async fn secrets_come_from_the_api() {
     let server = server_with_pod();
     server.apply(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "s3", "namespace": NS}, "data": {"accessKey": "QUtJQQ=="}}));
-    let secrets = AnySecrets::Api(ApiSecrets::new(&client(&server).await, fast()));
+    let secrets = AnySecrets::Api(Box::new(ApiSecrets::new(&client(&server).await, fast())));
     assert_eq!(secrets.get("s3", "accessKey").await.unwrap(), b"AKIA");
     let err = secrets.get("s3", "secretKey").await.unwrap_err();
     assert!(
@@ -363,4 +363,39 @@ async fn a_kubeconfig_file_configures_the_client() {
     assert_eq!(kube.namespace(), NS);
     let pod = PodWatch::new(&kube, "pod-1", fast()).get().await.unwrap();
     assert_eq!(pod.metadata.name.as_deref(), Some("pod-1"));
+}
+
+#[tokio::test]
+async fn progress_is_patched_onto_the_task_result_while_main_runs() {
+    let server = server_with_pod();
+    let reporter = KubeReporter::new(client(&server).await, Protocol::V4, names(), fast()).unwrap();
+    reporter.start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("progress");
+    std::fs::write(&file, "starting\n1/3\n").unwrap();
+    let monitor = argoexec_kube::monitor_progress(
+        &reporter,
+        file.clone(),
+        Duration::from_millis(10),
+        Duration::from_millis(30),
+    );
+    let seen = async {
+        for expected in ["1/3", "2/3"] {
+            while server.get("workflowtaskresults", NS, "wf-123").unwrap()["progress"] != expected {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            std::fs::write(&file, "1/3\n2/3\nnot progress\n2/3\n").unwrap();
+        }
+    };
+    tokio::select! {
+        () = seen => {}
+        never = monitor => match never {},
+    }
+    // One create, then only patches for changes: "2/3" written twice is one patch.
+    let patches = server
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "patch")
+        .count();
+    assert_eq!(patches, 2, "{:?}", verbs(&server));
 }

@@ -316,10 +316,9 @@ fn write_result(
     }
 }
 
-fn selectors(query: &HashMap<String, String>) -> Result<(Selector, Selector), Response> {
-    let parse = |key: &str| {
-        Selector::parse(query.get(key).map_or("", String::as_str)).map_err(|e| status(400, &e))
-    };
+/// The field and label selectors of a list or watch; an error says which term is unsupported.
+fn selectors(query: &HashMap<String, String>) -> Result<(Selector, Selector), String> {
+    let parse = |key: &str| Selector::parse(query.get(key).map_or("", String::as_str));
     Ok((parse("fieldSelector")?, parse("labelSelector")?))
 }
 
@@ -331,7 +330,7 @@ fn list(
 ) -> Response {
     let (fields, labels) = match selectors(query) {
         Ok(s) => s,
-        Err(response) => return response,
+        Err(message) => return status(400, &message),
     };
     let inner = shared.lock();
     let items: Vec<Value> = inner
@@ -429,7 +428,7 @@ fn watch_stream(
 ) -> Response {
     let (fields, labels) = match selectors(query) {
         Ok(s) => s,
-        Err(response) => return response,
+        Err(message) => return status(400, &message),
     };
     let since = query
         .get("resourceVersion")
