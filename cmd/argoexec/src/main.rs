@@ -8,6 +8,7 @@
 mod cli;
 mod logging;
 mod wait_cmd;
+mod wait_runtime;
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;

@@ -18,6 +18,7 @@ use argoexec_runtime::{AnyRuntime, ContainerRuntime, Pns, PnsOptions};
 use argoexec_storage::{MountedSecrets, RetryPolicy, chain};
 use argoexec_template::{Protocol, Template};
 
+use crate::wait_runtime::{WaitRuntime, k8sapi};
 use crate::{Failure, NotImplemented, storage_options};
 
 /// Runs the wait sequence with the runtime the pod asks for; the first error is the step's.
@@ -64,8 +65,9 @@ pub(crate) fn wait(
             state_dir: config.pod_state_dir.clone(),
             ..PnsOptions::default()
         })
-        .map(AnyRuntime::Pns)
+        .map(|pns| WaitRuntime::from(AnyRuntime::Pns(pns)))
         .map_err(anyhow::Error::from),
+        RuntimeKind::K8sApi => tokio.block_on(k8sapi(config, api_backoff(config, protocol))),
         other => Err(NotImplemented {
             command: "wait",
             what: runtime_missing(other),
