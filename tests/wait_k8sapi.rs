@@ -119,13 +119,21 @@ fn wait_with_k8sapi_saves_outputs_through_exec_and_kills_the_sidecar() {
     server.set_exec(Exec(Arc::clone(&containers)));
     let log = dir.join("main.log");
     server.set_log(NS, POD, "main", LogSource::File(log.clone()));
+    let ready = dir.join("sidecar-ready");
     let sidecar = start(
         &server,
         &containers,
         "sidecar",
-        "trap '' TERM; while :; do sleep 0.05; done",
+        &format!(
+            "trap '' TERM; touch {}; while :; do sleep 0.05; done",
+            ready.display()
+        ),
         None,
     );
+    // A TERM that came before the trap would end it.
+    while !ready.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let main = start(
         &server,
         &containers,

@@ -432,12 +432,21 @@ async fn kill_terms_then_kills_a_process_that_ignores_sigterm() {
     assert_eq!(main.await.unwrap(), 128 + 15);
 
     // Ignores SIGTERM: SIGKILL after the grace.
+    let ready = tempfile::tempdir().unwrap();
+    let ready = ready.path().join("ready");
     let sidecar = start_container(
         &server,
         &containers,
         "sidecar",
-        "trap '' TERM; while :; do sleep 0.05; done",
+        &format!(
+            "trap '' TERM; touch {}; while :; do sleep 0.05; done",
+            ready.display()
+        ),
     );
+    // A TERM that came before the trap would end it.
+    while !ready.exists() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let outcome = runtime
         .kill("sidecar", Duration::from_millis(500))
         .await
