@@ -165,11 +165,15 @@ impl K8sApi {
 
     /// Runs `argv` in `container` to its end, discarding stdout.
     async fn exec(&self, container: &str, argv: Vec<String>) -> Result<(), Error> {
+        let what = format!(
+            "exec {argv:?} in container {container:?} of pod {}",
+            self.pod
+        );
         let mut output = self.exec_stream(container, argv).await?;
         while output
             .try_next()
             .await
-            .map_err(|e| Error::io("exec", e))?
+            .map_err(|e| Error::io(what.clone(), e))?
             .is_some()
         {}
         Ok(())
@@ -283,10 +287,12 @@ impl ContainerRuntime for K8sApi {
         ];
         match self.exec_stream(container, argv).await {
             Ok(stream) => Ok(PathSource::Tar(stream)),
-            Err(Error::Io { source, .. }) if is_no_such_file(&source) => Err(Error::PathNotFound {
-                container: container.to_owned(),
-                path: path.to_owned(),
-            }),
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Err(Error::PathNotFound {
+                    container: container.to_owned(),
+                    path: path.to_owned(),
+                })
+            }
             Err(e) => Err(e),
         }
     }
@@ -403,10 +409,6 @@ fn check(
         format!("exec {program} in container {container:?}"),
         io::Error::new(kind, format!("{detail}: {stderr}")),
     ))
-}
-
-fn is_no_such_file(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::NotFound
 }
 
 fn in_spec(pod: &Pod, container: &str) -> bool {
