@@ -10,6 +10,7 @@ mod execution;
 mod emissary_cmd;
 mod logging;
 mod wait_cmd;
+mod wait_runtime;
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;

@@ -21,6 +21,7 @@ use argoexec_storage::{MountedSecrets, RetryPolicy, chain};
 use argoexec_template::{Protocol, Template};
 
 use crate::execution::{self, Execution};
+use crate::wait_runtime::{WaitRuntime, k8sapi};
 use crate::{Failure, NotImplemented, storage_options};
 
 /// Runs the wait sequence with the runtime the pod asks for; the first error is the step's.
@@ -78,12 +79,14 @@ pub(crate) fn wait(
             state_dir: config.pod_state_dir.clone(),
             ..PnsOptions::default()
         })
-        .map(AnyRuntime::Pns)
+        .map(|pns| WaitRuntime::from(AnyRuntime::Pns(pns)))
         .map_err(anyhow::Error::from),
-        RuntimeKind::Docker => docker_options(config, root).map(|o| Docker::new(o).into()),
-        RuntimeKind::Emissary => Ok(AnyRuntime::Emissary(Emissary::new(
+        RuntimeKind::Docker => docker_options(config, root)
+            .map(|o| WaitRuntime::from(AnyRuntime::from(Docker::new(o)))),
+        RuntimeKind::Emissary => Ok(WaitRuntime::from(AnyRuntime::Emissary(Emissary::new(
             PodPaths::under(root).var_run_argo(),
-        ))),
+        )))),
+        RuntimeKind::K8sApi => tokio.block_on(k8sapi(config, api_backoff(config, protocol))),
         other => Err(NotImplemented {
             command: "wait",
             what: runtime_missing(other),

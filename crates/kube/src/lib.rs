@@ -12,12 +12,15 @@
 //!   may do what the reporter needs, so wait fails at start-up naming the verb and resource.
 //! - [`PodWatch`] follows the executor's own pod with a watch (never polling), re-listing after a
 //!   dropped stream or an expired resourceVersion.
+//! - [`K8sApi`] is the `k8sapi` container runtime: pod watch, `pods/exec` of `tar` and `kill`,
+//!   `pods/log`.
 //! - [`ApiSecrets`] reads credentials through the API (v2 pods); [`AnySecrets`] chooses between
 //!   it and the mounted files.
 
 mod access;
 mod client;
 mod error;
+mod k8sapi;
 mod pod;
 mod report;
 mod retry;
@@ -26,6 +29,7 @@ mod secrets;
 pub use access::{Access, check_access, required_access};
 pub use client::{Kube, connect};
 pub use error::Error;
+pub use k8sapi::K8sApi;
 pub use pod::PodWatch;
 pub use report::{KubeReporter, Names, monitor_progress};
 pub use retry::Backoff;

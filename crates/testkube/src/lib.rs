@@ -13,11 +13,15 @@
 //! Served: pods, secrets, configmaps (core v1) and workflowtaskresults, workflows
 //! (argoproj.io/v1alpha1): get, list, watch, create, update, merge and strategic-merge patch (as
 //! a merge patch: this server holds no schemas, which is exact for the metadata maps the executor
-//! patches), delete; `pods/log` (`container`, `follow`, `timestamps`). Not yet: `pods/exec` (the
-//! router has room for it beside the fallback), JSON patch, server-side apply.
+//! patches), delete; `pods/log` (`container`, `follow`, `timestamps`); `pods/exec` over a websocket (v4 and
+//! v5 channel protocols) through a test-supplied [`ExecHandler`] ([`TestKube::set_exec`]). Not
+//! yet: JSON patch, server-side apply.
 
+mod exec;
 mod server;
 mod store;
+
+pub use exec::{ExecHandler, ExecTarget, LocalExec};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -111,6 +115,7 @@ struct Inner {
     bookmark_interval: Duration,
     denied: Vec<(String, String)>,
     logs: HashMap<(String, String, String), LogSource>,
+    exec: Arc<dyn ExecHandler>,
 }
 
 #[derive(Debug)]
@@ -155,6 +160,7 @@ impl TestKube {
                 bookmark_interval: Duration::from_secs(1),
                 denied: Vec::new(),
                 logs: HashMap::new(),
+                exec: Arc::new(LocalExec::default()),
             }),
             changes,
         });
@@ -269,6 +275,11 @@ impl TestKube {
             (namespace.to_owned(), pod.to_owned(), container.to_owned()),
             source,
         );
+    }
+
+    /// Runs the commands of `pods/exec` through `handler` (default: [`LocalExec`]).
+    pub fn set_exec(&self, handler: impl ExecHandler) {
+        self.shared.lock().exec = Arc::new(handler);
     }
 
     /// SelfSubjectAccessReviews for `verb` on `resource` (a plural, e.g. `workflowtaskresults`)

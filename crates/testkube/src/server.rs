@@ -21,6 +21,10 @@ type AppState = State<Arc<Shared>>;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{pod}/exec",
+            axum::routing::any(crate::exec::serve),
+        )
         .fallback(serve)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&shared),
@@ -124,7 +128,7 @@ async fn record_and_fault(State(shared): AppState, request: HttpRequest, next: N
 }
 
 /// A Kubernetes `Status` error answer.
-fn status(code: u16, message: &str) -> Response {
+pub(crate) fn status(code: u16, message: &str) -> Response {
     let reason = match code {
         400 => "BadRequest",
         401 => "Unauthorized",

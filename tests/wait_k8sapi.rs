@@ -1,0 +1,190 @@
+//! Black-box test of `argoexec wait` with the `k8sapi` runtime: the real binary against a fake
+//! API server speaking the real protocol (argoexec-testkube). The test plays the kubelet: main
+//! and a sidecar are real processes whose exits it writes into the pod's status, `pods/exec`
+//! runs in directories standing for the containers' roots and signals those processes, and
+//! main's log is the file its stdout goes to. (Base-image artifacts are not here: the executor
+//! does not yet re-pack the tar stream this runtime returns.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use argoexec_testkube::{ExecHandler, ExecTarget, LogSource, TestKube};
+use serde_json::json;
+
+const NS: &str = "argo";
+const POD: &str = "pod-1";
+
+/// Each container: a directory standing for its root (`tar -C` resolves there) and the host PID
+/// of its PID 1 (`kill -N 1` signals it).
+#[derive(Debug, Default)]
+struct Containers {
+    roots: HashMap<String, PathBuf>,
+    pid1: Mutex<HashMap<String, u32>>,
+}
+
+/// The handler the server holds, sharing the containers with the test.
+#[derive(Debug)]
+struct Exec(Arc<Containers>);
+
+impl ExecHandler for Exec {
+    fn command(
+        &self,
+        target: &ExecTarget,
+        argv: &[String],
+    ) -> std::io::Result<tokio::process::Command> {
+        let containers = &self.0;
+        let mut command = tokio::process::Command::new(&argv[0]);
+        let mut args = argv[1..].to_vec();
+        let root = containers.roots.get(&target.container);
+        let pid = containers
+            .pid1
+            .lock()
+            .unwrap()
+            .get(&target.container)
+            .copied();
+        for i in 0..args.len() {
+            if args[i] == "-C"
+                && let (Some(root), Some(dir)) = (root, args.get(i + 1))
+            {
+                args[i + 1] = format!("{}{dir}", root.display());
+            }
+            if let (Some(pid), Some(signal)) = (
+                pid,
+                args[i]
+                    .strip_prefix("kill -")
+                    .and_then(|a| a.strip_suffix(" 1")),
+            ) {
+                args[i] = format!("kill -{signal} {pid}");
+            }
+        }
+        command.args(args);
+        Ok(command)
+    }
+}
+
+/// Starts `script` as container `name`: running in the pod's status, terminated with its exit
+/// code (128 + signal) once it ends; stdout to `log` when given.
+fn start(
+    server: &Arc<TestKube>,
+    containers: &Containers,
+    name: &str,
+    script: &str,
+    log: Option<&Path>,
+) -> std::thread::JoinHandle<i32> {
+    let mut command = std::process::Command::new("sh");
+    command.args(["-c", script]).stdin(Stdio::null());
+    if let Some(log) = log {
+        command.stdout(std::fs::File::create(log).unwrap());
+    }
+    let mut child = command.spawn().unwrap();
+    containers
+        .pid1
+        .lock()
+        .unwrap()
+        .insert(name.to_owned(), child.id());
+    server.set_container_state(NS, POD, name, json!({"running": {}}));
+    let server = Arc::clone(server);
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        use std::os::unix::process::ExitStatusExt as _;
+        let status = child.wait().unwrap();
+        let code = status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap());
+        server.set_container_state(NS, POD, &name, json!({"terminated": {"exitCode": code}}));
+        code
+    })
+}
+
+#[test]
+fn wait_with_k8sapi_saves_outputs_through_exec_and_kills_the_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let main_root = dir.join("main-root");
+    std::fs::create_dir_all(main_root.join("tmp")).unwrap();
+    let server = Arc::new(TestKube::start().unwrap());
+    server.apply(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": POD, "namespace": NS},
+        "spec": {"restartPolicy": "Never",
+                 "containers": [{"name": "wait"}, {"name": "main"}, {"name": "sidecar"}]}}));
+    server.set_container_state(NS, POD, "wait", json!({"running": {}}));
+    let containers = Arc::new(Containers {
+        roots: [("main".to_owned(), main_root.clone())].into(),
+        ..Containers::default()
+    });
+    server.set_exec(Exec(Arc::clone(&containers)));
+    let log = dir.join("main.log");
+    server.set_log(NS, POD, "main", LogSource::File(log.clone()));
+    let ready = dir.join("sidecar-ready");
+    let sidecar = start(
+        &server,
+        &containers,
+        "sidecar",
+        &format!(
+            "trap '' TERM; touch {}; while :; do sleep 0.05; done",
+            ready.display()
+        ),
+        None,
+    );
+    // A TERM that came before the trap would end it.
+    while !ready.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let main = start(
+        &server,
+        &containers,
+        "main",
+        &format!(
+            "sleep 0.3; echo 42 > {r}/tmp/param && echo hello",
+            r = main_root.display()
+        ),
+        Some(&log),
+    );
+    let template = json!({
+        "name": "step",
+        "script": {"image": "alpine", "source": "echo hello"},
+        "outputs": {
+            "parameters": [{"name": "p", "valueFrom": {"path": "/tmp/param"}}],
+        },
+    });
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_argoexec"))
+        .args(["wait", "--pod-root"])
+        .arg(dir)
+        .arg("--termination-log")
+        .arg(dir.join("termination-log"))
+        .args(["--server", server.url(), "--namespace", NS, "--token", "t"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("ARGO_POD_NAME", POD)
+        .env("ARGO_WORKFLOW_NAME", "wf")
+        .env("ARGO_CONTAINER_NAME", "wait")
+        .env("ARGO_CONTAINER_RUNTIME_EXECUTOR", "k8sapi")
+        .env("ARGO_TEMPLATE", template.to_string())
+        .env("ARGO_TERMINATION_GRACE_PERIOD_SECONDS", "1")
+        .env("ARGO_INCLUDE_SCRIPT_OUTPUT", "true")
+        .env("ARGOEXEC_REPORT_FILE", dir.join("report.json"))
+        .env("ARGOEXEC_LOCAL_REPOSITORY", dir.join("repo"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(main.join().unwrap(), 0);
+    // The sidecar ignored SIGTERM: wait escalated to SIGKILL after the 1 s grace.
+    assert_eq!(sidecar.join().unwrap(), 128 + 9, "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    let outputs = &report["outputs"];
+    assert_eq!(outputs["result"], "hello", "{report:#}");
+    assert_eq!(outputs["parameters"][0]["value"], "42");
+    // Nothing polled the pod: its state came from watches.
+    let gets = server
+        .requests()
+        .iter()
+        .filter(|r| r.verb == "get" && r.path.ends_with("/pods/pod-1"))
+        .count();
+    assert!(gets <= 4, "{:?}", server.requests());
+}
