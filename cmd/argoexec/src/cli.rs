@@ -168,6 +168,9 @@ pub(crate) enum Command {
     /// A local container's first process: mounts /proc, then execs the command (internal)
     #[command(name = "__exec", hide = true)]
     Exec {
+        /// Start the command only once this file exists (wait holds the container)
+        #[arg(long, value_name = "FILE")]
+        await_seen: Option<PathBuf>,
         /// The command and its arguments
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         args: Vec<String>,

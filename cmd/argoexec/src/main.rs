@@ -6,8 +6,8 @@
 //! `/dev/termination-log` when that file exists, as kubelet provides it in every container.
 
 mod cli;
-mod execution;
 mod emissary_cmd;
+mod execution;
 mod logging;
 mod wait_cmd;
 mod wait_runtime;
@@ -148,8 +148,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let code = argoexec_localpod::shim_main(&spec)?;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)))
         }
-        Command::Exec { args } => {
-            let code = argoexec_localpod::exec_main(&args);
+        Command::Exec { await_seen, args } => {
+            let code = argoexec_localpod::exec_main(await_seen.as_deref(), &args);
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)))
         }
         Command::Run(args) => {

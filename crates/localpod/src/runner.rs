@@ -234,6 +234,15 @@ pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, 
     let volumes = volumes::prepare(&step.pod, &info, keyed, &dirs.volumes)?;
     let spec = step.pod.spec.clone().unwrap_or_default();
     let mains = step.template.main_container_names();
+    // A PNS wait must hold each container's root before the container can exit, or a quick main's
+    // files are lost (a race Argo's PNS runtime has in real pods); here the runner can close it.
+    let wait_uses_pns = spec.containers.iter().any(|c| {
+        c.name == "wait"
+            && c.env.iter().flatten().any(|e| {
+                e.name == argoexec_config::env::ARGO_CONTAINER_RUNTIME_EXECUTOR
+                    && e.value.as_deref() == Some("pns")
+            })
+    });
     let mut plan: Vec<(Role, ShimSpec)> = Vec::new();
     let mut pause = Pause::start(&options.exe)?;
     let started = Instant::now();
@@ -260,10 +269,11 @@ pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, 
         } else {
             Role::Sidecar
         };
-        plan.push((
-            role,
-            container_spec(c, role, &info, keyed, &volumes, &dirs, options, &pause)?,
-        ));
+        let mut shim = container_spec(c, role, &info, keyed, &volumes, &dirs, options, &pause)?;
+        if role != Role::Wait && wait_uses_pns {
+            hold_until_seen(&mut shim);
+        }
+        plan.push((role, shim));
     }
     let mut results: Vec<ContainerResult> = Vec::new();
     let mut supervisor = Supervisor {
@@ -750,6 +760,7 @@ fn container_spec(
         working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),
         mounts,
         state_dir: dirs.state.join(&c.name),
+        await_seen: false,
         termination_log,
         tmp,
         echo: options.echo,
@@ -940,4 +951,16 @@ pub(crate) fn set_archive_location(
     }
     step.template_json = json;
     Ok(())
+}
+
+/// Makes the container start its command only once wait's PNS runtime holds it: its state
+/// directory is bound read-only where the trampoline watches for the `seen` file.
+fn hold_until_seen(shim: &mut ShimSpec) {
+    shim.await_seen = true;
+    shim.mounts.push(BindMount {
+        source: shim.state_dir.clone(),
+        target: crate::shim::STATE_IN_CONTAINER.into(),
+        read_only: true,
+    });
+    volumes::sort_mounts(&mut shim.mounts);
 }

@@ -15,6 +15,7 @@ use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use nix::fcntl::{OFlag, openat, renameat};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -26,6 +27,15 @@ use crate::Error;
 
 /// Where this binary is bound inside every container.
 pub(crate) const EXE_IN_CONTAINER: &str = "/.argoexec/argoexec";
+/// Where a container that must not start before wait holds it sees its own state directory
+/// (read-only): the PNS runtime of wait creates [`SEEN_FILE`] there once it holds the container's
+/// root and pidfd.
+pub(crate) const STATE_IN_CONTAINER: &str = "/.argoexec/state";
+/// Created by wait's PNS runtime in `<pod state dir>/<container>/` (argoexec-runtime's
+/// `pns::discovery::SEEN_FILE`).
+const SEEN_FILE: &str = "seen";
+/// How long a container waits to be held by wait before it starts anyway, with a warning.
+const AWAIT_SEEN_LIMIT: Duration = Duration::from_secs(10);
 /// The state files of a container, in its directory under the pod state directory.
 pub(crate) const STDOUT_FILE: &str = "stdout";
 /// stdout and stderr interleaved as read.
@@ -58,6 +68,10 @@ pub struct ShimSpec {
     pub mounts: Vec<BindMount>,
     /// The container's directory under the pod state directory.
     pub state_dir: PathBuf,
+    /// Start the command only once wait's PNS runtime holds the container (see
+    /// [`STATE_IN_CONTAINER`]), so that a quick command cannot exit before its files are secured.
+    #[serde(default)]
+    pub await_seen: bool,
     /// The file bound at `/dev/termination-log`.
     pub termination_log: PathBuf,
     /// The directory bound at `/tmp`.
@@ -212,8 +226,13 @@ fn start(spec: &ShimSpec) -> Result<std::process::Child, Error> {
     let cwd = spec.working_dir.as_deref().unwrap_or("/");
     std::fs::create_dir_all(cwd).map_err(Error::io("create working directory", cwd))?;
     let mut command = Command::new(EXE_IN_CONTAINER);
+    command.arg("__exec");
+    if spec.await_seen {
+        command
+            .arg("--await-seen")
+            .arg(Path::new(STATE_IN_CONTAINER).join(SEEN_FILE));
+    }
     command
-        .arg("__exec")
         .arg("--")
         .args(&spec.argv)
         .env_clear()
@@ -467,7 +486,10 @@ fn copy_stream(pipe: impl Read, state: &StateFiles, is_stdout: bool, prefix: Opt
 /// The trampoline, the container's first process inside the pod's PID namespace: mounts the
 /// pod's `/proc`, then becomes the command (same pid). Returns only on failure, with the exit code
 /// (127 when the command is not found, 126 otherwise, as shells do).
-pub fn exec_main(argv: &[String]) -> i32 {
+///
+/// With `await_seen`, the command starts only once that file exists (watched with inotify), or
+/// after [`AWAIT_SEEN_LIMIT`].
+pub fn exec_main(await_seen: Option<&Path>, argv: &[String]) -> i32 {
     let Some((program, args)) = argv.split_first() else {
         eprintln!("argoexec __exec: no command");
         return 126;
@@ -477,11 +499,51 @@ pub fn exec_main(argv: &[String]) -> i32 {
         eprintln!("argoexec: mount the pod's /proc: {err}");
         return 126;
     }
+    if let Some(seen) = await_seen {
+        wait_for_file(seen, AWAIT_SEEN_LIMIT);
+    }
     let err = Command::new(program).args(args).exec();
     eprintln!("argoexec: exec {program}: {err}");
     if err.kind() == std::io::ErrorKind::NotFound {
         127
     } else {
         126
+    }
+}
+
+/// Returns once `path` exists or `limit` has passed (then with a warning on stderr), woken by
+/// inotify on its directory.
+fn wait_for_file(path: &Path, limit: Duration) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    use std::os::fd::AsFd as _;
+
+    let watched = path.parent().and_then(|dir| {
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
+        inotify
+            .add_watch(dir, AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO)
+            .ok()?;
+        Some(inotify)
+    });
+    let Some(inotify) = watched else {
+        eprintln!(
+            "argoexec: cannot watch {}: starting without waiting to be seen",
+            path.display()
+        );
+        return;
+    };
+    let deadline = std::time::Instant::now() + limit;
+    while !path.exists() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            eprintln!(
+                "argoexec: wait did not take hold of this container within {limit:?}; starting anyway"
+            );
+            return;
+        }
+        let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+        let millis = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let _ = poll(&mut fds, PollTimeout::from(millis));
+        let _ = inotify.read_events();
     }
 }

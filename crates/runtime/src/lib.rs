@@ -15,10 +15,10 @@ mod fake;
 #[cfg(feature = "pns")]
 mod pns;
 mod runtime;
-#[cfg(all(feature = "test-util", feature = "docker"))]
-pub mod testdocker;
 #[cfg(any(feature = "pns", feature = "emissary"))]
 mod state_dir;
+#[cfg(all(feature = "test-util", feature = "docker"))]
+pub mod testdocker;
 #[cfg(feature = "test-util")]
 pub mod testns;
 

@@ -32,6 +32,9 @@ const FAST: Duration = Duration::from_millis(10);
 /// The longest pause between scans, when nothing happens.
 const SLOW: Duration = Duration::from_millis(250);
 
+/// The file that tells a container of `argoexec run` that wait holds it (see [`Discovery::start`]).
+const SEEN_FILE: &str = "seen";
+
 /// The variable that names a container, in its root process's environment.
 const NAME_VAR: &[u8] = b"ARGO_CONTAINER_NAME=";
 
@@ -74,8 +77,14 @@ impl Drop for Waiting<'_> {
 }
 
 impl Discovery {
-    /// Starts the scanning thread.
-    pub(super) fn start(proc_root: PathBuf, own_name: Option<String>) -> io::Result<Self> {
+    /// Starts the scanning thread over `proc_root`. With `announce`, each named container found
+    /// is told so by a `seen` file in `<announce>/<name>/` (the pod state directory of `argoexec
+    /// run`, whose containers wait for it before starting their command, so none exits unseen).
+    pub(super) fn start(
+        proc_root: PathBuf,
+        own_name: Option<String>,
+        announce: Option<PathBuf>,
+    ) -> io::Result<Self> {
         let (tx, known) = watch::channel(Known::default());
         let (hurry, hurried) = mpsc::channel();
         let waiters = Arc::new(AtomicUsize::new(0));
@@ -83,6 +92,7 @@ impl Discovery {
             proc_root,
             own_pid: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
             own_name,
+            announce,
             ignored: HashSet::new(),
             anonymous: HashSet::new(),
             named: HashSet::new(),
@@ -127,6 +137,8 @@ struct Scanner {
     proc_root: PathBuf,
     own_pid: i32,
     own_name: Option<String>,
+    /// The pod state directory to announce containers in, if any.
+    announce: Option<PathBuf>,
     /// Live processes that are not container roots.
     ignored: HashSet<i32>,
     /// Live root processes without a name yet: `runc init` shows up as one before it execs the
@@ -279,6 +291,13 @@ impl Scanner {
         };
         let pidfd = open_pidfd(dir, pid);
         let found = Arc::new(Found { pid, root, pidfd });
+        if let (Some(dir), Some(name)) = (&self.announce, &name) {
+            // Only where the container's state directory exists: the runner made it.
+            let seen = dir.join(name).join(SEEN_FILE);
+            if let Err(error) = std::fs::File::create(&seen) {
+                tracing::debug!(path = %seen.display(), %error, "cannot announce a container as seen");
+            }
+        }
         if name.is_some() {
             self.anonymous.remove(&pid);
             self.named.insert(pid);

@@ -121,8 +121,12 @@ impl Pns {
             });
         }
         tracing::debug!(proc_root = %options.proc_root.display(), own_container = ?options.own_container, "starting PNS discovery");
-        let discovery = Discovery::start(options.proc_root, options.own_container)
-            .map_err(|source| Error::io("start the PNS discovery thread", source))?;
+        let discovery = Discovery::start(
+            options.proc_root,
+            options.own_container,
+            options.state_dir.clone(),
+        )
+        .map_err(|source| Error::io("start the PNS discovery thread", source))?;
         let logs = match &options.state_dir {
             Some(dir) => LogSource::StateDir(dir.clone()),
             None => LogSource::Unavailable,
