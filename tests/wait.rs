@@ -257,14 +257,16 @@ mod kube {
         let root = root.path();
         let ns = PodNamespace::start().unwrap();
         let template = step(&ns, root, "v4", None);
-        // v4 pods run the emissary runtime, not written yet: wait fails at once and must still
-        // tell the controller, or it would wait for the outputs forever.
+        // v4 pods run the emissary runtime, which needs the pod's /var/run/argo; this root has
+        // none, so wait fails at once and must still tell the controller, or it would wait for
+        // the outputs forever.
         let output = api_wait(&ns, root, &server, &template)
             .env("ARGO_WORKFLOW_UID", "wf-uid")
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(64), "{stderr}");
+        assert!(stderr.contains("var/run/argo"), "{stderr}");
         let result = task_result(&server).unwrap();
         let labels = &result["metadata"]["labels"];
         assert_eq!(

@@ -83,9 +83,7 @@ pub(crate) fn wait(
         .map_err(anyhow::Error::from),
         RuntimeKind::Docker => docker_options(config, root)
             .map(|o| WaitRuntime::from(AnyRuntime::from(Docker::new(o)))),
-        RuntimeKind::Emissary => Ok(WaitRuntime::from(AnyRuntime::Emissary(Emissary::new(
-            PodPaths::under(root).var_run_argo(),
-        )))),
+        RuntimeKind::Emissary => emissary(root),
         RuntimeKind::K8sApi => tokio.block_on(k8sapi(config, api_backoff(config, protocol))),
         other => Err(NotImplemented {
             command: "wait",
@@ -141,6 +139,23 @@ impl Reporter for AnyReporter {
             Self::Kube(r) => r.report(report).await,
         }
     }
+}
+
+/// The emissary runtime over the pod's `/var/run/argo`. The controller always mounts it in an
+/// emissary pod; without it no container could ever be seen to exit, so wait fails at once
+/// instead of waiting forever.
+fn emissary(root: &Path) -> anyhow::Result<WaitRuntime> {
+    let var_run_argo = PodPaths::under(root).var_run_argo();
+    if !var_run_argo.is_dir() {
+        anyhow::bail!(
+            "the emissary runtime needs the pod's {} volume (the controller mounts it in every \
+             container of an emissary pod): not found",
+            var_run_argo.display()
+        );
+    }
+    Ok(WaitRuntime::from(AnyRuntime::Emissary(Emissary::new(
+        var_run_argo,
+    ))))
 }
 
 /// The docker runtime's view of this pod: its name, its namespace (`--namespace`, else the service
