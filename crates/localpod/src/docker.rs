@@ -169,23 +169,7 @@ pub async fn run_pod_docker(
             message: "the pod has no container whose image the sandbox could use".into(),
         })?;
     let started = Instant::now();
-    let mut supervisor = Supervisor {
-        started,
-        deadline: spec
-            .active_deadline_seconds
-            .and_then(|s| u64::try_from(s).ok())
-            .map(|s| started + Duration::from_secs(s)),
-        grace: Duration::from_secs(
-            spec.termination_grace_period_seconds
-                .and_then(|s| u64::try_from(s).ok())
-                .unwrap_or(30),
-        ),
-        linger: options.linger,
-        notes: Vec::new(),
-        deadline_exceeded: false,
-        interrupted: false,
-        exited: Vec::new(),
-    };
+    let mut supervisor = Supervisor::new(&spec, started, options.linger);
     let mut results: Vec<ContainerResult> = plan
         .iter()
         .map(|(role, c)| ContainerResult {

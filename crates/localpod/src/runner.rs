@@ -276,23 +276,7 @@ pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, 
         plan.push((role, shim));
     }
     let mut results: Vec<ContainerResult> = Vec::new();
-    let mut supervisor = Supervisor {
-        started,
-        deadline: spec
-            .active_deadline_seconds
-            .and_then(|s| u64::try_from(s).ok())
-            .map(|s| started + Duration::from_secs(s)),
-        grace: Duration::from_secs(
-            spec.termination_grace_period_seconds
-                .and_then(|s| u64::try_from(s).ok())
-                .unwrap_or(30),
-        ),
-        linger: options.linger,
-        notes: Vec::new(),
-        deadline_exceeded: false,
-        interrupted: false,
-        exited: Vec::new(),
-    };
+    let mut supervisor = Supervisor::new(&spec, started, options.linger);
     let outcome = run_plan(&plan, &dirs, options, &mut supervisor, &mut results).await;
     supervisor.teardown().await;
     pause.stop().await;
@@ -405,6 +389,32 @@ pub(crate) struct Supervisor {
 }
 
 impl Supervisor {
+    /// A supervisor for a pod started at `started`: its deadline (`activeDeadlineSeconds`) and
+    /// grace (`terminationGracePeriodSeconds`, 30 s by default, as kubelet has it).
+    pub(crate) fn new(
+        spec: &k8s_openapi::api::core::v1::PodSpec,
+        started: Instant,
+        linger: Duration,
+    ) -> Self {
+        Self {
+            started,
+            deadline: spec
+                .active_deadline_seconds
+                .and_then(|s| u64::try_from(s).ok())
+                .map(|s| started + Duration::from_secs(s)),
+            grace: Duration::from_secs(
+                spec.termination_grace_period_seconds
+                    .and_then(|s| u64::try_from(s).ok())
+                    .unwrap_or(30),
+            ),
+            linger,
+            notes: Vec::new(),
+            deadline_exceeded: false,
+            interrupted: false,
+            exited: Vec::new(),
+        }
+    }
+
     /// Lets every exited container's shim go: their filesystems are no longer needed.
     async fn teardown(&mut self) {
         for running in self.exited.drain(..) {

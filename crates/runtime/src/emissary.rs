@@ -17,8 +17,6 @@ use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use futures::{StreamExt as _, TryStreamExt as _};
-
 use crate::state_dir;
 use crate::{ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource};
 
@@ -226,17 +224,7 @@ impl ContainerRuntime for Emissary {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn logs(&self, container: &str, stream: LogStream) -> Result<ByteStream, Error> {
-        let name = match stream {
-            LogStream::Stdout => "stdout",
-            LogStream::Combined => "combined",
-        };
-        let path = self.ctr().join(container).join(name);
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|source| Error::io(format!("open {}", path.display()), source))?;
-        Ok(tokio_util::io::ReaderStream::new(file)
-            .map_err(io::Error::from)
-            .boxed())
+        crate::state_dir::open_log(&self.ctr(), container, stream).await
     }
 }
 

@@ -24,6 +24,26 @@ pub(crate) fn file(dir: &Path, container: &str, file: &str) -> PathBuf {
     dir.join(container).join(file)
 }
 
+/// The container's `stdout` or `combined` file as a stream.
+pub(crate) async fn open_log(
+    dir: &Path,
+    container: &str,
+    stream: crate::LogStream,
+) -> Result<crate::ByteStream, crate::Error> {
+    use futures::TryStreamExt as _;
+    let name = match stream {
+        crate::LogStream::Stdout => "stdout",
+        crate::LogStream::Combined => "combined",
+    };
+    let path = file(dir, container, name);
+    let log = tokio::fs::File::open(&path)
+        .await
+        .map_err(|source| crate::Error::io(format!("open {}", path.display()), source))?;
+    Ok(Box::pin(
+        tokio_util::io::ReaderStream::new(log).map_err(io::Error::from),
+    ))
+}
+
 /// The container's exit code once `exitcode` holds one, waiting at most `bound`; `None` (with a
 /// warning) when it does not appear in time.
 pub(super) async fn exit_code(dir: &Path, container: &str, bound: Duration) -> Option<i32> {

@@ -27,7 +27,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt as _, TryStreamExt as _};
 use rustix::process::Signal;
 
 use crate::state_dir;
@@ -341,17 +340,7 @@ impl ContainerRuntime for Pns {
                 "logs may be incomplete: no exit code was written"
             );
         }
-        let name = match stream {
-            LogStream::Stdout => "stdout",
-            LogStream::Combined => "combined",
-        };
-        let path = state_dir::file(dir, container, name);
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|source| Error::io(format!("open {}", path.display()), source))?;
-        Ok(tokio_util::io::ReaderStream::new(file)
-            .map_err(io::Error::from)
-            .boxed())
+        state_dir::open_log(dir, container, stream).await
     }
 }
 
