@@ -10,10 +10,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::time::Duration;
 
 use argoexec_runtime::testdocker::{docker_ok, engine_available, ensure_image, remove_labelled};
-use argoexec_runtime::testns::{collect, now_ns};
+use argoexec_runtime::testns::{Latencies, collect, now_ns};
 use argoexec_runtime::{
     CONTAINER_NAME_LABEL, ContainerRuntime as _, Docker, DockerOptions, LogStream, POD_NAME_LABEL,
     POD_NAMESPACE_LABEL,
@@ -44,7 +43,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mut latencies = Vec::with_capacity(runs);
+    let mut latencies = Latencies::default();
     for i in 0..runs {
         let name = format!("c{i}");
         docker_ok(&[
@@ -75,19 +74,9 @@ fn main() {
             let exited: u128 = String::from_utf8(log).unwrap().trim().parse().unwrap();
             (woke, exited)
         });
-        latencies.push(Duration::from_nanos(
-            u64::try_from(woke.saturating_sub(exited)).unwrap(),
-        ));
+        latencies.push(exited, woke);
     }
     remove_labelled(&label).unwrap();
 
-    latencies.sort();
-    let at = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
-    println!(
-        "docker: exit to wait_exited, {runs} runs: p50 {:?}  p90 {:?}  p99 {:?}  max {:?}",
-        at(50),
-        at(90),
-        at(99),
-        latencies[latencies.len() - 1]
-    );
+    println!("{}", latencies.summary("docker"));
 }

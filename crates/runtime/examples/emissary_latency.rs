@@ -9,16 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use argoexec_runtime::testns::{Latencies, now_ns};
 use argoexec_runtime::{ContainerRuntime as _, Emissary};
-
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -39,7 +32,7 @@ fn main() {
         .build()
         .unwrap();
 
-    let mut latencies = Vec::with_capacity(runs);
+    let mut latencies = Latencies::default();
     for i in 0..runs {
         let name = format!("c{i}");
         let child = Command::new(&argoexec)
@@ -60,18 +53,8 @@ fn main() {
             .trim()
             .parse()
             .expect("the command's last line is the time");
-        latencies.push(Duration::from_nanos(
-            u64::try_from(woke.saturating_sub(exited)).unwrap(),
-        ));
+        latencies.push(exited, woke);
     }
 
-    latencies.sort();
-    let at = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
-    println!(
-        "emissary: command exit to wait_exited, {runs} runs: p50 {:?}  p90 {:?}  p99 {:?}  max {:?}",
-        at(50),
-        at(90),
-        at(99),
-        latencies[latencies.len() - 1]
-    );
+    println!("{}", latencies.summary("emissary"));
 }

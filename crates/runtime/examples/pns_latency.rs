@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use argoexec_runtime::testns::{PodNamespace, Reports, now_ns};
+use argoexec_runtime::testns::{Latencies, PodNamespace, Reports, now_ns};
 use argoexec_runtime::{ContainerRuntime as _, Pns};
 
 /// Set in the copy of this program that runs inside the namespace: how many containers to await.
@@ -31,25 +31,15 @@ fn main() {
     let wait = Duration::from_secs(30);
     probe.expect("ready", wait).unwrap();
 
-    let mut latencies = Vec::with_capacity(runs);
+    let mut latencies = Latencies::default();
     for i in 0..runs {
         let exited = ns.run_timed_exit(&format!("c{i}"), "0.03").unwrap();
         let woke: u128 = probe.expect("woke", wait).unwrap().parse().unwrap();
-        latencies.push(Duration::from_nanos(
-            u64::try_from(woke.saturating_sub(exited)).unwrap(),
-        ));
+        latencies.push(exited, woke);
     }
     probe.wait().unwrap();
 
-    latencies.sort();
-    let at = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
-    println!(
-        "exit to wait_exited, {runs} runs: p50 {:?}  p90 {:?}  p99 {:?}  max {:?}",
-        at(50),
-        at(90),
-        at(99),
-        latencies[latencies.len() - 1]
-    );
+    println!("{}", latencies.summary("pns"));
 }
 
 fn probe(runs: usize) {

@@ -174,3 +174,41 @@ impl Reports {
         self.child.wait()
     }
 }
+
+/// Exit-detection latencies of one runtime, summarised the same way by every latency benchmark
+/// so `tests/runtime-bench` can set them side by side.
+#[derive(Debug, Default)]
+pub struct Latencies(Vec<Duration>);
+
+impl Latencies {
+    /// Notes one latency: from `exited_ns` (the container's own clock reading as its last act)
+    /// to `woke_ns` (when the runtime's `wait_exited` returned), both from [`now_ns`].
+    pub fn push(&mut self, exited_ns: u128, woke_ns: u128) {
+        let nanos = u64::try_from(woke_ns.saturating_sub(exited_ns)).unwrap_or(u64::MAX);
+        self.0.push(Duration::from_nanos(nanos));
+    }
+
+    /// The `p`th percentile (nearest rank), or none before the first latency.
+    pub fn percentile(&self, p: usize) -> Option<Duration> {
+        let mut sorted = self.0.clone();
+        sorted.sort();
+        let last = sorted.len().checked_sub(1)?;
+        sorted.get((sorted.len() * p / 100).min(last)).copied()
+    }
+
+    /// One line: `exit-latency runtime=NAME runs=N p50_ms=.. p90_ms=.. p99_ms=.. max_ms=..`.
+    pub fn summary(&self, runtime: &str) -> String {
+        let ms = |p| {
+            self.percentile(p)
+                .map_or("-".to_owned(), |d| format!("{:.2}", d.as_secs_f64() * 1e3))
+        };
+        format!(
+            "exit-latency runtime={runtime} runs={} p50_ms={} p90_ms={} p99_ms={} max_ms={}",
+            self.0.len(),
+            ms(50),
+            ms(90),
+            ms(99),
+            ms(100)
+        )
+    }
+}
