@@ -481,3 +481,53 @@ fn runs_as_nobody_with_a_read_only_root_filesystem() {
     let staged = pod.var_run_argo().join("outputs/parameters/proc/self/comm");
     assert!(staged.exists(), "{}", staged.display());
 }
+
+#[test]
+fn offloaded_arguments_are_read_and_an_overlong_one_becomes_an_at_file() {
+    let pod = Pod::plain();
+    std::fs::create_dir_all(pod.root().join("tmp")).unwrap();
+    let long = "x".repeat(200 * 1024);
+    let args_file = pod.root().join("args.json");
+    std::fs::write(
+        &args_file,
+        serde_json::to_string(&["first arg", long.as_str()]).unwrap(),
+    )
+    .unwrap();
+    // `sh -c SCRIPT` then the file's arguments: $0 and $1 of the script.
+    let out = finish(
+        pod.command("main", r#"printf '%s|%s' "$0" "$1""#)
+            .env("ARGO_CONTAINER_ARGS_FILE", &args_file)
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    // Arguments after the command: `-c`, SCRIPT, "first arg", the long one (index 3).
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "first arg|@/tmp/argo_arg_3.txt"
+    );
+    assert_eq!(
+        std::fs::read_to_string(pod.root().join("tmp/argo_arg_3.txt")).unwrap(),
+        long
+    );
+}
+
+#[test]
+fn a_bad_arguments_file_is_the_emissarys_own_failure() {
+    let pod = Pod::plain();
+    let args_file = pod.root().join("args.json");
+    std::fs::write(&args_file, r#"{"not": "a list"}"#).unwrap();
+    let out = finish(
+        pod.command("main", "exit 0")
+            .env("ARGO_CONTAINER_ARGS_FILE", &args_file)
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(code(&out), 64);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("expected a JSON list of strings") && stderr.contains("args.json"),
+        "{stderr}"
+    );
+    assert_eq!(pod.read("main", "exitcode"), "64");
+}

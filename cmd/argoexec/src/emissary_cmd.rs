@@ -35,7 +35,7 @@ pub(crate) fn emissary(
     };
     let emissary = Emissary::start(options)?;
     let outcome = load_template(config, root, &var_run_argo).and_then(|template| {
-        let argv = with_args_file(config, args)?;
+        let argv = with_args_file(config, root, args)?;
         emissary.run(&template, &argv).map_err(anyhow::Error::from)
     });
     let code = match &outcome {
@@ -81,18 +81,45 @@ fn load_template(config: &Config, root: &Path, var_run_argo: &Path) -> anyhow::R
     }
 }
 
-/// `args` plus the JSON list in `ARGO_CONTAINER_ARGS_FILE` (v4 offloads long argument lists).
-fn with_args_file(config: &Config, mut args: Vec<String>) -> anyhow::Result<Vec<String>> {
-    if let Some(path) = &config.container_args_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read container args file {}", path.display()))?;
-        let more: Vec<String> = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "invalid container args file {}: expected a JSON list of strings",
-                path.display()
-            )
-        })?;
-        args.extend(more);
+/// The longest argument `execve` takes (Linux's `MAX_ARG_STRLEN`, Argo's `MaxEnvVarLen`).
+const MAX_ARG_LEN: usize = 128 * 1024;
+
+/// `args` (the command first) plus the JSON list in `ARGO_CONTAINER_ARGS_FILE` (v4 offloads long
+/// argument lists there). As Argo's emissary does then, an argument longer than exec takes is
+/// written to `/tmp/argo_arg_<i>.txt` (`i` counting from the first argument after the command)
+/// and passed as `@/tmp/argo_arg_<i>.txt`: the program must understand `@file`.
+fn with_args_file(
+    config: &Config,
+    root: &Path,
+    mut args: Vec<String>,
+) -> anyhow::Result<Vec<String>> {
+    let Some(path) = &config.container_args_file else {
+        return Ok(args);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read container args file {}", path.display()))?;
+    let more: Vec<String> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "invalid container args file {}: expected a JSON list of strings",
+            path.display()
+        )
+    })?;
+    args.extend(more);
+    for (i, arg) in args.iter_mut().enumerate().skip(1) {
+        if arg.len() > MAX_ARG_LEN {
+            let name = format!("/tmp/argo_arg_{}.txt", i - 1);
+            let file = root.join(name.trim_start_matches('/'));
+            std::fs::write(&file, arg.as_bytes()).with_context(|| {
+                format!(
+                    "failed to offload argument {} ({} bytes) to {}",
+                    i - 1,
+                    arg.len(),
+                    file.display()
+                )
+            })?;
+            tracing::info!(index = i - 1, size = arg.len(), file = %name, "Offloaded a long argument: the program gets @file");
+            *arg = format!("@{name}");
+        }
     }
     Ok(args)
 }
