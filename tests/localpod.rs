@@ -623,3 +623,30 @@ fn the_emissary_refuses_a_v2_pod() {
     assert!(!r.out.status.success());
     assert!(r.stderr().contains("v3 or v4 pod"), "{}", r.stderr());
 }
+
+#[test]
+fn fixture_v4_pod_under_the_emissary_reports_result_parameter_and_artifact() {
+    let r = run(&fixture("v4-outputs.yaml"), &[]);
+    let json = r.json();
+    assert_eq!(json["phase"], "Succeeded", "{}", r.stderr());
+    assert_eq!(json["outputs"]["result"], "hello v4");
+    assert_eq!(json["outputs"]["parameters"][0]["value"], "42");
+    let artifact = &json["outputs"]["artifacts"][0];
+    assert_eq!(artifact["name"], "report");
+    // The key as Argo 4 names it: <workflow>/<pod>/<artifact>.tgz under the repository.
+    let key = artifact["local"]["key"].as_str().unwrap();
+    assert_eq!(key, "v4-outputs-k2j9x/v4-outputs-k2j9x/report.tgz");
+    let archive = std::fs::File::open(r.dir().join("artifacts").join(key)).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    let mut summary = String::new();
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap() == Path::new("report/summary.txt") {
+            std::io::Read::read_to_string(&mut entry, &mut summary).unwrap();
+        }
+    }
+    assert_eq!(summary, "done\n");
+    // The emissary, not PNS: main ran under it and left its exit code for wait.
+    let exitcode = r.dir().join("volumes/var-run-argo/ctr/main/exitcode");
+    assert_eq!(std::fs::read_to_string(exitcode).unwrap(), "0");
+}
