@@ -35,6 +35,7 @@
 //! only child is the pause process; a container's process enters `/proc` and its command through
 //! the trampoline, an ordinary `exec`.
 
+mod api;
 #[cfg(feature = "docker")]
 mod docker;
 mod emissary;
@@ -46,6 +47,7 @@ mod runner;
 mod shim;
 mod volumes;
 
+pub use api::{ApiOptions, ApiRuntime};
 #[cfg(feature = "docker")]
 pub use docker::{ImageMap, run_pod_docker};
 pub use emissary::rewrite as rewrite_for_emissary;
@@ -55,4 +57,4 @@ pub use runner::{
     ContainerResult, LOCAL_REPOSITORY_ENV, POD_STATE_DIR_ENV, Phase, PodReport, REPORT_FILE_ENV,
     Role, RunOptions, run_pod,
 };
-pub use shim::{BindMount, ShimSpec, exec_main, shim_main};
+pub use shim::{BindMount, ShimSpec, exec_main, nsexec_main, shim_main};
