@@ -513,3 +513,68 @@ fn now() -> String {
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn secrets_and_configmaps_become_objects_with_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets");
+        let configmaps = dir.path().join("configmaps");
+        std::fs::create_dir_all(secrets.join("creds")).unwrap();
+        std::fs::create_dir_all(configmaps.join("settings")).unwrap();
+        std::fs::write(secrets.join("creds/accessKey"), b"AK\n").unwrap();
+        std::fs::write(secrets.join("creds/.hidden"), b"x").unwrap();
+        std::fs::write(configmaps.join("settings/mode"), b"fast").unwrap();
+        std::fs::write(configmaps.join("settings/blob"), [0xff, 0xfe]).unwrap();
+        let keyed = KeyedDirs {
+            secrets: Some(&secrets),
+            configmaps: Some(&configmaps),
+        };
+        let objects = keyed_objects(keyed, "ns").unwrap();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[0]["kind"], "Secret");
+        assert_eq!(objects[0]["metadata"]["namespace"], "ns");
+        assert_eq!(objects[0]["data"], json!({"accessKey": "QUsK"}));
+        assert_eq!(objects[1]["kind"], "ConfigMap");
+        assert_eq!(objects[1]["data"], json!({"mode": "fast"}));
+        assert_eq!(objects[1]["binaryData"], json!({"blob": "//4="}));
+    }
+
+    #[test]
+    fn exec_into_a_container_that_is_not_running_is_refused_as_kubelet_does() {
+        let handler = NsExec {
+            exe: PathBuf::from("/bin/true"),
+            running: RunningMap::default(),
+        };
+        let target = ExecTarget {
+            namespace: "ns".into(),
+            pod: "p".into(),
+            container: "main".into(),
+        };
+        let err = handler.command(&target, &["tar".into()]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unable to upgrade connection: container not found (\"main\")"),
+            "{err}"
+        );
+        lock(&handler.running).insert(
+            "main".into(),
+            Entered {
+                pid: 42,
+                env: vec![("A".into(), "1".into())],
+                cwd: Some("/w".into()),
+            },
+        );
+        let command = handler.command(&target, &["tar".into()]).unwrap();
+        let args: Vec<_> = command.as_std().get_args().collect();
+        assert_eq!(
+            args,
+            ["__nsexec", "--pid", "42", "--cwd", "/w", "--", "tar"]
+        );
+    }
+}

@@ -18,6 +18,10 @@
 //! top-level directories (say `/mnt/data`) are created on this machine; new top-level ones (`/argo`,
 //! `/mainctrfs`) live in the container's root only.
 //!
+//! With `--api` ([`ApiOptions`]) the runner also plays kubelet towards a Kubernetes API server of
+//! the pod's own (see the `api` module): each container then gets a PID namespace of its own, as
+//! in a pod that does not share its process namespace.
+//!
 //! # The pod state directory
 //!
 //! Shared with the PNS runtime: for every container, `<state>/<container>/stdout` (stdout only) and

@@ -21,7 +21,9 @@ mod exec;
 mod server;
 mod store;
 
-pub use exec::{ExecHandler, ExecRefusal, ExecTarget, LocalExec};
+pub use exec::{ExecHandler, ExecTarget, LocalExec};
+// `argoexec run --api`: an exec refused as kubelet refuses it.
+pub use exec::ExecRefusal;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
