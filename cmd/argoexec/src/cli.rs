@@ -155,7 +155,7 @@ pub(crate) enum Command {
     },
     /// Run one step locally from a pod manifest, with no cluster: init, main, sidecars and wait
     #[command(long_about = RUN_ABOUT)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// The local pod's PID 1 (internal)
     #[command(name = "__pause", hide = true)]
     Pause,
