@@ -361,6 +361,27 @@ mod tests {
     }
 
     #[test]
+    fn api_excludes_runtime_and_api_log_needs_api() {
+        let cli = Cli::try_parse_from(["argoexec", "run", "--pod", "p", "--api", "--api-log", "l"])
+            .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert!(args.api);
+        let both = [
+            "argoexec",
+            "run",
+            "--pod",
+            "p",
+            "--api",
+            "--runtime",
+            "emissary",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
+        assert!(Cli::try_parse_from(["argoexec", "run", "--pod", "p", "--api-log", "l"]).is_err());
+    }
+
+    #[test]
     fn rejects_unknown_log_level() {
         let err = Cli::try_parse_from(["argoexec", "init", "--loglevel", "loud"]).unwrap_err();
         assert!(
