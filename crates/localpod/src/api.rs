@@ -69,14 +69,25 @@ const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the speci
 
 /// Rewrites the pod as Argo's controller writes it for `runtime`: every executor container names
 /// it, and only a PNS pod shares its process namespace. Gives the pod a uid if it has none, so
-/// that the server's and the containers' agree.
-pub(crate) fn rewrite(step: &mut StepPod, runtime: ApiRuntime) {
+/// that the server's and the containers' agree. Argo v4 pods run only under the emissary, so
+/// they are refused.
+pub(crate) fn rewrite(step: &mut StepPod, runtime: ApiRuntime) -> Result<(), Error> {
+    if step.protocol == Protocol::V4 {
+        return Err(Error::Container {
+            container: "wait".into(),
+            message: format!(
+                "--api runs wait with the {} runtime, which Argo v4 pods do not have (v4 runs \
+                 only the emissary): give a v2 or v3 pod",
+                runtime.executor()
+            ),
+        });
+    }
     let pod = &mut step.pod;
     if pod.metadata.uid.is_none() {
         pod.metadata.uid = Some(crate::runner::random_uid());
     }
     let Some(spec) = pod.spec.as_mut() else {
-        return;
+        return Ok(());
     };
     spec.share_process_namespace = None;
     let containers = spec
@@ -99,6 +110,7 @@ pub(crate) fn rewrite(step: &mut StepPod, runtime: ApiRuntime) {
             None => {}
         }
     }
+    Ok(())
 }
 
 /// A running container as an exec sees it.
@@ -519,6 +531,50 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/pods")
+            .join(name)
+    }
+
+    #[test]
+    fn rewrite_names_k8sapi_unshares_pids_and_refuses_v4() {
+        let mut step = StepPod::load(&fixture("output-volume.yaml")).unwrap();
+        rewrite(&mut step, ApiRuntime::K8sApi).unwrap();
+        let spec = step.pod.spec.as_ref().unwrap();
+        assert_eq!(spec.share_process_namespace, None);
+        for c in spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+        {
+            assert_eq!(
+                StepPod::env_value(c, RUNTIME_ENV),
+                Some("k8sapi"),
+                "{}",
+                c.name
+            );
+        }
+        assert!(step.pod.metadata.uid.is_some());
+        // The same pod from a v4 controller (it sets the workflow's uid).
+        let dir = tempfile::tempdir().unwrap();
+        let v4 = std::fs::read_to_string(fixture("output-volume.yaml"))
+            .unwrap()
+            .replace(
+                "    - name: ARGO_NODE_ID\n",
+                "    - name: ARGO_WORKFLOW_UID\n      value: 6f1c3d8e\n    - name: ARGO_NODE_ID\n",
+            );
+        std::fs::write(dir.path().join("v4.yaml"), v4).unwrap();
+        let mut step = StepPod::load(&dir.path().join("v4.yaml")).unwrap();
+        assert_eq!(step.protocol, Protocol::V4);
+        let err = rewrite(&mut step, ApiRuntime::K8sApi).unwrap_err();
+        assert!(
+            err.to_string().contains("v4 runs only the emissary"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn secrets_and_configmaps_become_objects_with_their_keys() {

@@ -234,7 +234,7 @@ pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, 
         crate::emissary::rewrite(&mut step)?;
     }
     if let Some(api) = &options.api {
-        crate::api::rewrite(&mut step, api.runtime);
+        crate::api::rewrite(&mut step, api.runtime)?;
     }
     let info = pod_info(&step.pod);
     let keyed = KeyedDirs {
