@@ -18,7 +18,8 @@
 //! container gets a PID namespace of its own with its command as PID 1. Init and wait find the
 //! server through a kubeconfig in the work directory (`KUBECONFIG`; in a cluster they use the
 //! pod's service account), and wait reports to it, as the pod's Argo version asks (v2 annotation,
-//! v3 and v4 WorkflowTaskResult); the runner reads the outputs back from there.
+//! v3 WorkflowTaskResult; v4 pods, which Argo runs only under the emissary, are refused); the
+//! runner reads the outputs back from there.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
