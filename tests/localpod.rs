@@ -650,3 +650,206 @@ fn fixture_v4_pod_under_the_emissary_reports_result_parameter_and_artifact() {
     let exitcode = r.dir().join("volumes/var-run-argo/ctr/main/exitcode");
     assert_eq!(std::fs::read_to_string(exitcode).unwrap(), "0");
 }
+
+/// `run --api`: the pod served through its own API server, wait on the k8sapi runtime.
+fn run_api(pod: &Path, extra: &[&str]) -> (Run, String) {
+    let r = run(pod, &[&["--api", "--api-log", "api.log"], extra].concat());
+    let log = std::fs::read_to_string(r.tmp.path().join("api.log"))
+        .unwrap_or_else(|e| panic!("no request log: {e}\n{}", r.stderr()));
+    (r, log)
+}
+
+/// Request-log lines (`METHOD VERB STATUS PATH?QUERY`) matching every part.
+fn calls<'a>(log: &'a str, parts: &[&str]) -> Vec<&'a str> {
+    log.lines()
+        .filter(|line| parts.iter().all(|p| line.contains(p)))
+        .collect()
+}
+
+#[test]
+fn api_fixtures_give_the_same_outcome_as_pns() {
+    if !is_root() {
+        return;
+    }
+    let pods = [
+        "hello-world-result.yaml",
+        "output-volume.yaml",
+        "input-artifact-raw.yaml",
+        "failing-main.yaml",
+        "v2-output-volume.yaml",
+    ];
+    for pod in pods {
+        let pns = run(&fixture(pod), &[]);
+        let (api, log) = run_api(&fixture(pod), &[]);
+        assert_eq!(
+            outcome(&api),
+            outcome(&pns),
+            "{pod}: --api (left) and PNS (right) differ\n{}\n{log}",
+            api.stderr()
+        );
+        // wait followed its own pod (list, then watch) and read main's log through pods/log.
+        assert!(
+            !calls(
+                &log,
+                &["GET", "200", "/pods?", "fieldSelector=metadata.name"]
+            )
+            .is_empty(),
+            "{pod}: {log}"
+        );
+        if pod.starts_with("hello") || pod.starts_with("output-volume") {
+            assert!(
+                !calls(&log, &["/log?", "container=main"]).is_empty(),
+                "{pod}: {log}"
+            );
+        }
+        // It reported as the pod's Argo version asks.
+        if pod.starts_with("v2") {
+            assert!(
+                !calls(&log, &["PATCH", "200", "/pods/v2-output-volume"]).is_empty(),
+                "{log}"
+            );
+            assert!(calls(&log, &["workflowtaskresults"]).is_empty(), "{log}");
+        } else if pod.starts_with("output-volume") || pod.starts_with("hello") {
+            assert!(
+                !calls(&log, &["POST", "create", "201", "/workflowtaskresults"]).is_empty(),
+                "{pod}: {log}"
+            );
+        }
+    }
+}
+
+#[test]
+fn api_outputs_come_back_from_the_task_result_and_the_annotation() {
+    if !is_root() {
+        return;
+    }
+    let (v3, log) = run_api(&fixture("output-volume.yaml"), &[]);
+    let json = v3.json();
+    assert_eq!(json["phase"], "Succeeded", "{}\n{log}", v3.stderr());
+    assert_eq!(json["outputs"]["result"], "done");
+    assert_eq!(json["outputs"]["parameters"][0]["value"], "42");
+    assert_eq!(json["outputs"]["artifacts"][0]["name"], "out");
+    // No report file: the outputs went through the API only.
+    assert!(!v3.dir().join("outputs.json").exists());
+    // Every container got its own PID namespace: main's command was PID 1 there.
+    assert_eq!(v3.exit_code_of("main"), Some(0));
+    let (v2, log) = run_api(&fixture("v2-output-volume.yaml"), &[]);
+    assert_eq!(
+        v2.json()["outputs"]["parameters"][0]["value"],
+        "hello v2",
+        "{}\n{log}",
+        v2.stderr()
+    );
+    assert!(!v2.dir().join("outputs.json").exists());
+}
+
+#[test]
+fn api_base_image_outputs_fail_as_with_k8sapi_in_a_cluster() {
+    if !is_root() {
+        return;
+    }
+    // /tmp of main is its image's layer: wait must exec tar into main, which has exited.
+    let (r, log) = run_api(&fixture("output-parameter.yaml"), &[]);
+    let json = r.json();
+    assert_eq!(json["phase"], "Error", "{}\n{log}", r.stderr());
+    let message = json["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("container not found (\"main\")"),
+        "{message}"
+    );
+    assert!(
+        !calls(&log, &["/exec?", "container=main", "command=tar"]).is_empty(),
+        "{log}"
+    );
+}
+
+#[test]
+fn api_sidecar_ignoring_term_gets_kill_through_exec_and_outlives_it_as_pid_1() {
+    if !is_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (r, log) = run_api(
+        &with_short_grace(dir.path(), "sidecar-ignores-sigterm.yaml", None),
+        &["--linger", "1s"],
+    );
+    let json = r.json();
+    assert_eq!(json["phase"], "Succeeded", "{}\n{log}", r.stderr());
+    // wait sent TERM, then KILL, through exec into the sidecar...
+    let execs = calls(&log, &["/exec?", "container=stubborn"]);
+    assert!(execs.iter().any(|l| l.contains("kill+-15+1")), "{log}");
+    assert!(execs.iter().any(|l| l.contains("kill+-9+1")), "{log}");
+    // ...which its PID 1 does not receive from inside its namespace: the runner killed it.
+    assert_eq!(r.exit_code_of("stubborn"), Some(137));
+    assert!(
+        json["notes"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stubborn"),
+        "{json:#}"
+    );
+    // main saw only its own container's processes.
+    assert!(
+        !r.state("main", "stdout").contains("while true"),
+        "{}",
+        r.state("main", "stdout")
+    );
+}
+
+#[test]
+fn api_pod_past_its_deadline_fails_as_with_pns() {
+    if !is_root() {
+        return;
+    }
+    let (r, log) = run_api(&fixture("deadline-exceeded.yaml"), &[]);
+    let json = r.json();
+    assert_eq!(json["phase"], "Failed", "{}\n{log}", r.stderr());
+    assert_eq!(
+        json["message"],
+        "Pod was active on the node longer than the specified deadline"
+    );
+}
+
+#[test]
+fn api_sidecar_handling_term_is_stopped_through_exec() {
+    if !is_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pod = with_short_grace(
+        dir.path(),
+        "sidecar-ignores-sigterm.yaml",
+        Some(("trap '' TERM", "trap 'exit 0' TERM")),
+    );
+    let (r, log) = run_api(&pod, &["--linger", "60s"]);
+    let json = r.json();
+    assert_eq!(json["phase"], "Succeeded", "{}\n{log}", r.stderr());
+    assert_eq!(
+        r.exit_code_of("stubborn"),
+        Some(0),
+        "its TERM handler ran: {log}"
+    );
+    assert!(
+        json.get("notes").is_none(),
+        "wait, not the runner, stopped it: {json:#}"
+    );
+    assert!(
+        !calls(&log, &["/exec?", "container=stubborn", "kill+-15+1"]).is_empty(),
+        "{log}"
+    );
+}
+
+/// A fixture whose wait has a 1 s grace (`ARGO_TERMINATION_GRACE_PERIOD_SECONDS`), with one
+/// text replaced, written into `dir`.
+fn with_short_grace(dir: &Path, name: &str, replace: Option<(&str, &str)>) -> PathBuf {
+    let wait = "    - name: ARGO_CONTAINER_NAME\n      value: wait\n";
+    let mut yaml = std::fs::read_to_string(fixture(name)).unwrap().replace(
+        wait,
+        &format!("{wait}    - name: ARGO_TERMINATION_GRACE_PERIOD_SECONDS\n      value: '1'\n"),
+    );
+    if let Some((from, to)) = replace {
+        assert!(yaml.contains(from), "{name} has no {from:?}");
+        yaml = yaml.replace(from, to);
+    }
+    write_pod(dir, &yaml)
+}

@@ -155,7 +155,7 @@ pub(crate) enum Command {
     },
     /// Run one step locally from a pod manifest, with no cluster: init, main, sidecars and wait
     #[command(long_about = RUN_ABOUT)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// The local pod's PID 1 (internal)
     #[command(name = "__pause", hide = true)]
     Pause,
@@ -171,6 +171,20 @@ pub(crate) enum Command {
         /// Start the command only once this file exists (wait holds the container)
         #[arg(long, value_name = "FILE")]
         await_seen: Option<PathBuf>,
+        /// The command and its arguments
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+    /// Runs a command inside a running local container: enters its namespaces (internal; the
+    /// local pod's `pods/exec` under `run --api`)
+    #[command(name = "__nsexec", hide = true)]
+    NsExec {
+        /// The host PID of the container's first process
+        #[arg(long)]
+        pid: u32,
+        /// The working directory inside the container
+        #[arg(long)]
+        cwd: Option<String>,
         /// The command and its arguments
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         args: Vec<String>,
@@ -198,7 +212,16 @@ directory, secret and configMap come from --secrets and --configmaps, hostPath i
 Prints each container's exit code, the step's phase and its outputs (as the wait container \
 reported them); exits 0 when the step succeeded, 1 when it did not.
 
-With --backend docker the pod runs as real containers of the local Docker Engine (DOCKER_HOST or /var/run/docker.sock): a sandbox container owning the pod's namespaces, every container joined to it, with kubelet's labels, so a wait container using the docker runtime finds them. Images are not pulled either: each must exist in the engine, or be renamed to a local one with --image-map (e.g. `--image-map alpine:3.16=local/busybox:1 --image-map '*=local/base:1'`). This binary is bind-mounted into init, wait and the sandbox at /.argoexec/argoexec, so their images need the C library it links against.";
+With --backend docker the pod runs as real containers of the local Docker Engine (DOCKER_HOST or /var/run/docker.sock): a sandbox container owning the pod's namespaces, every container joined to it, with kubelet's labels, so a wait container using the docker runtime finds them. Images are not pulled either: each must exist in the engine, or be renamed to a local one with --image-map (e.g. `--image-map alpine:3.16=local/busybox:1 --image-map '*=local/base:1'`). This binary is bind-mounted into init, wait and the sandbox at /.argoexec/argoexec, so their images need the C library it links against.
+
+With --api the runner also plays kubelet towards a Kubernetes API server of its own (in-process, \
+127.0.0.1): the pod, its Secrets and ConfigMaps are created there and the pod's status follows \
+the run; logs are served from the containers' output and pods/exec runs inside the named \
+container. The pod is rewritten for Argo's k8sapi runtime (no shared process namespace: each \
+command is PID 1 of its container), so wait watches the pod, reads files and kills sidecars \
+through exec, and reports outputs to the API (v2 annotation, v3 WorkflowTaskResult; Argo v4 \
+pods run only the emissary and are refused), from where the runner reads them. As with k8sapi in a cluster, outputs must be on volumes: an exec \
+into main once it has exited fails. --api-log FILE lists the requests the step made.";
 
 /// `argoexec run`.
 #[derive(Debug, Args)]
@@ -251,6 +274,17 @@ pub(crate) struct RunArgs {
     /// `/var/run/argo/argoexec emissary --`)
     #[arg(long, value_name = "RUNTIME", value_parser = ["emissary"])]
     pub(crate) runtime: Option<String>,
+    /// Serve the pod through a Kubernetes API server of its own (in-process, on 127.0.0.1), so
+    /// init and wait run as in a cluster: wait uses the k8sapi runtime (pod watch, exec, logs)
+    /// and reports outputs to the API as the pod's Argo version does; they find the server
+    /// through a kubeconfig (KUBECONFIG) where a real pod uses its service account. Outputs
+    /// must be on volumes, as Argo's k8sapi requires
+    #[arg(long, conflicts_with = "runtime")]
+    pub(crate) api: bool,
+    /// With --api: write the Kubernetes API requests the step made to FILE, one a line (method,
+    /// verb, status, path)
+    #[arg(long, value_name = "FILE", requires = "api")]
+    pub(crate) api_log: Option<PathBuf>,
 }
 
 impl GlobalArgs {
@@ -324,6 +358,27 @@ mod tests {
         assert_eq!(flags.log_format, LogFormat::Json);
         assert_eq!(flags.kube.request_timeout, Some(Duration::from_secs(60)));
         assert_eq!(flags.kube.as_group, ["a", "b"]);
+    }
+
+    #[test]
+    fn api_excludes_runtime_and_api_log_needs_api() {
+        let cli = Cli::try_parse_from(["argoexec", "run", "--pod", "p", "--api", "--api-log", "l"])
+            .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert!(args.api);
+        let both = [
+            "argoexec",
+            "run",
+            "--pod",
+            "p",
+            "--api",
+            "--runtime",
+            "emissary",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
+        assert!(Cli::try_parse_from(["argoexec", "run", "--pod", "p", "--api-log", "l"]).is_err());
     }
 
     #[test]

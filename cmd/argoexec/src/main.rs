@@ -148,6 +148,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let code = argoexec_localpod::shim_main(&spec)?;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)))
         }
+        // Before any thread starts: entering a mount namespace needs a single-threaded process.
+        Command::NsExec { pid, cwd, args } => {
+            let code = argoexec_localpod::nsexec_main(pid, cwd.as_deref(), &args)?;
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)))
+        }
         Command::Exec { await_seen, args } => {
             let code = argoexec_localpod::exec_main(await_seen.as_deref(), &args);
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)))
@@ -207,7 +212,18 @@ fn run_local(pod: &argoexec_pod::StepPod, args: &cli::RunArgs) -> Result<ExitCod
                 other => Err(anyhow::anyhow!("--runtime {other}: expected emissary")),
             })
             .transpose()?,
+        api: args.api.then(|| argoexec_localpod::ApiOptions {
+            runtime: argoexec_localpod::ApiRuntime::K8sApi,
+            request_log: args.api_log.clone(),
+        }),
     };
+    if args.api && args.backend != "namespaces" {
+        return Err(anyhow::anyhow!(
+            "--api runs the pod out of Linux namespaces: it cannot be combined with --backend {}",
+            args.backend
+        )
+        .into());
+    }
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     let report = if args.backend == "docker" {
         let images = argoexec_localpod::ImageMap::parse(args.image_map.iter().map(String::as_str))

@@ -86,6 +86,8 @@ vars! {
     STORAGE_EMULATOR_HOST = "";
     /// Docker Engine address for the docker runtime (`unix:///path`, `tcp://host:port`), as the docker CLI reads it.
     DOCKER_HOST = "unix:///var/run/docker.sock";
+    /// Kubeconfig path(s) when out of a cluster, as kubectl reads it (`argoexec run --api` sets it for init and wait).
+    KUBECONFIG = "~/.kube/config";
     /// W3C trace context of the step (v4).
     TRACEPARENT = "";
     /// OpenTelemetry collector endpoint (v4).

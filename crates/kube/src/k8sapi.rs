@@ -266,8 +266,21 @@ impl ContainerRuntime for K8sApi {
         if !self.signal(container, 9).await? {
             return Ok(KillOutcome::Terminated);
         }
-        self.wait_exited(container).await?;
-        Ok(KillOutcome::Killed)
+        // As Argo's KillGracefully: one more grace, then give up. An exec'd `kill -9 1` can fail
+        // to end the container: the kernel drops signals sent from inside a PID namespace to its
+        // init (the container's PID 1) unless it handles them, and SIGKILL cannot be handled.
+        match tokio::time::timeout(grace, self.wait_exited(container)).await {
+            Ok(exited) => exited.map(|_| KillOutcome::Killed),
+            Err(_) => Err(Error::io(
+                format!("kill container {container:?} of pod {}", self.pod),
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "still running {grace:?} after `kill -9 1` (its PID 1 ignores signals sent from inside the container)"
+                    ),
+                ),
+            )),
+        }
     }
 
     async fn open_path(&self, container: &str, path: &Path) -> Result<PathSource, Error> {
@@ -405,9 +418,14 @@ fn check(
     } else {
         io::ErrorKind::Other
     };
+    let detail = if stderr.is_empty() {
+        detail
+    } else {
+        format!("{detail}: {stderr}")
+    };
     Err(Error::io(
         format!("exec {program} in container {container:?}"),
-        io::Error::new(kind, format!("{detail}: {stderr}")),
+        io::Error::new(kind, detail),
     ))
 }
 

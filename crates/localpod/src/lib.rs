@@ -18,6 +18,10 @@
 //! top-level directories (say `/mnt/data`) are created on this machine; new top-level ones (`/argo`,
 //! `/mainctrfs`) live in the container's root only.
 //!
+//! With `--api` ([`ApiOptions`]) the runner also plays kubelet towards a Kubernetes API server of
+//! the pod's own (see the `api` module): each container then gets a PID namespace of its own, as
+//! in a pod that does not share its process namespace.
+//!
 //! # The pod state directory
 //!
 //! Shared with the PNS runtime: for every container, `<state>/<container>/stdout` (stdout only) and
@@ -35,6 +39,7 @@
 //! only child is the pause process; a container's process enters `/proc` and its command through
 //! the trampoline, an ordinary `exec`.
 
+mod api;
 #[cfg(feature = "docker")]
 mod docker;
 mod emissary;
@@ -46,6 +51,7 @@ mod runner;
 mod shim;
 mod volumes;
 
+pub use api::{ApiOptions, ApiRuntime};
 #[cfg(feature = "docker")]
 pub use docker::{ImageMap, run_pod_docker};
 pub use emissary::rewrite as rewrite_for_emissary;
@@ -55,4 +61,4 @@ pub use runner::{
     ContainerResult, LOCAL_REPOSITORY_ENV, POD_STATE_DIR_ENV, Phase, PodReport, REPORT_FILE_ENV,
     Role, RunOptions, run_pod,
 };
-pub use shim::{BindMount, ShimSpec, exec_main, shim_main};
+pub use shim::{BindMount, ShimSpec, exec_main, nsexec_main, shim_main};

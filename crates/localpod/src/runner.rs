@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use argoexec_pod::StepPod;
@@ -20,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::Error;
+use crate::api::PodApi;
 use crate::env::{self, KeyedDirs, PodInfo};
 use crate::repo;
 use crate::shim::{self, BindMount, EXE_IN_CONTAINER, ShimSpec};
@@ -52,6 +54,8 @@ pub struct RunOptions {
     /// The runtime to run the pod with instead of the one its manifest names: the pod is
     /// rewritten as Argo's controller writes it for that runtime (only emissary for now).
     pub runtime: Option<argoexec_config::RuntimeKind>,
+    /// Serve the pod through an API server of its own (`--api`): init and wait talk to it.
+    pub api: Option<crate::ApiOptions>,
 }
 
 /// A step's outcome, as Argo would record the node.
@@ -154,6 +158,8 @@ pub(crate) struct Dirs {
     pub(crate) containers: PathBuf,
     pub(crate) report: PathBuf,
     pub(crate) repository: PathBuf,
+    /// Under `--api`: the kubeconfig of the pod's API server, given to init and wait.
+    pub(crate) kubeconfig: Option<PathBuf>,
 }
 
 impl Dirs {
@@ -165,6 +171,7 @@ impl Dirs {
             containers: root.join("containers"),
             report: root.join("outputs.json"),
             repository: root.join("artifacts"),
+            kubeconfig: None,
             root,
         };
         for dir in [
@@ -212,7 +219,7 @@ impl Running {
 /// Runs the pod to its end: init containers in order, then every container together.
 pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, Error> {
     let mut step = step.clone();
-    let dirs = Dirs::create(&options.workdir)?;
+    let mut dirs = Dirs::create(&options.workdir)?;
     if let Some(path) = &options.artifact_repo {
         let info = pod_info(&step.pod);
         let names = repo::Names {
@@ -226,12 +233,24 @@ pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, 
     if options.runtime == Some(argoexec_config::RuntimeKind::Emissary) {
         crate::emissary::rewrite(&mut step)?;
     }
+    if let Some(api) = &options.api {
+        crate::api::rewrite(&mut step, api.runtime)?;
+    }
     let info = pod_info(&step.pod);
     let keyed = KeyedDirs {
         secrets: options.secrets.as_deref(),
         configmaps: options.configmaps.as_deref(),
     };
     let volumes = volumes::prepare(&step.pod, &info, keyed, &dirs.volumes)?;
+    let pod_api = match &options.api {
+        Some(_) => {
+            let kubeconfig = dirs.root.join("kube").join("config");
+            let api = PodApi::start(&step, &info, keyed, &dirs.state, &kubeconfig, &options.exe)?;
+            dirs.kubeconfig = Some(kubeconfig);
+            Some(Arc::new(api))
+        }
+        None => None,
+    };
     let spec = step.pod.spec.clone().unwrap_or_default();
     let mains = step.template.main_container_names();
     // A PNS wait must hold each container's root before the container can exit, or a quick main's
@@ -243,23 +262,26 @@ pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, 
                     && e.value.as_deref() == Some("pns")
             })
     });
+    // Only under --api, where the pod was rewritten for its runtime, does a pod that does not
+    // share its process namespace get one per container; other pods keep the shared namespace
+    // the local runner has always given them.
+    let own_pid_ns = options.api.is_some() && spec.share_process_namespace != Some(true);
     let mut plan: Vec<(Role, ShimSpec)> = Vec::new();
     let mut pause = Pause::start(&options.exe)?;
     let started = Instant::now();
     for c in spec.init_containers.iter().flatten() {
-        plan.push((
+        let mut shim = container_spec(
+            c,
             Role::Init,
-            container_spec(
-                c,
-                Role::Init,
-                &info,
-                keyed,
-                &volumes,
-                &dirs,
-                options,
-                &pause,
-            )?,
-        ));
+            &info,
+            keyed,
+            &volumes,
+            &dirs,
+            options,
+            &pause,
+        )?;
+        shim.own_pid_ns = own_pid_ns;
+        plan.push((Role::Init, shim));
     }
     for c in &spec.containers {
         let role = if c.name == "wait" {
@@ -273,15 +295,26 @@ pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, 
         if role != Role::Wait && wait_uses_pns {
             hold_until_seen(&mut shim);
         }
+        shim.own_pid_ns = own_pid_ns;
         plan.push((role, shim));
     }
     let mut results: Vec<ContainerResult> = Vec::new();
     let mut supervisor = Supervisor::new(&spec, started, options.linger);
+    supervisor.api = pod_api.clone();
     let outcome = run_plan(&plan, &dirs, options, &mut supervisor, &mut results).await;
     supervisor.teardown().await;
     pause.stop().await;
     outcome?;
-    let report = read_report(&dirs.report);
+    let report = match &pod_api {
+        Some(api) => {
+            api.finish(&results);
+            if let Some(path) = options.api.as_ref().and_then(|a| a.request_log.as_ref()) {
+                api.write_request_log(path)?;
+            }
+            api.report(&step, results.iter().find(|c| c.role == Role::Wait))
+        }
+        None => read_report(&dirs.report),
+    };
     Ok(conclude(results, supervisor, report))
 }
 
@@ -306,7 +339,7 @@ async fn run_plan(
         .filter(|&i| plan[i].0 == Role::Init)
         .collect();
     for i in inits {
-        let running = launch(i, &plan[i].1, dirs, options, supervisor.started, results).await?;
+        let running = launch(i, &plan[i].1, dirs, options, supervisor, results).await?;
         supervisor.supervise(vec![running], plan, results).await;
         if results[i].exit_code != Some(0) || supervisor.stopped() {
             return Ok(());
@@ -314,7 +347,7 @@ async fn run_plan(
     }
     let mut group = Vec::new();
     for i in (0..plan.len()).filter(|&i| plan[i].0 != Role::Init) {
-        group.push(launch(i, &plan[i].1, dirs, options, supervisor.started, results).await?);
+        group.push(launch(i, &plan[i].1, dirs, options, supervisor, results).await?);
     }
     supervisor.supervise(group, plan, results).await;
     Ok(())
@@ -326,9 +359,10 @@ async fn launch(
     spec: &ShimSpec,
     dirs: &Dirs,
     options: &RunOptions,
-    started: Instant,
+    supervisor: &Supervisor,
     results: &mut [ContainerResult],
 ) -> Result<Running, Error> {
+    let started = supervisor.started;
     let spec_path = dirs.containers.join(&spec.name).join("spec.json");
     let json = serde_json::to_vec_pretty(spec).map_err(|source| Error::Spec {
         path: spec_path.clone(),
@@ -367,6 +401,10 @@ async fn launch(
         results[index].started_after = Some(after);
         tracing::info!(container = %spec.name, after_ms = after.as_secs_f64() * 1e3, "Container started");
     }
+    if let (Some(api), Some(pid)) = (&supervisor.api, pid) {
+        let pid = u32::try_from(pid.as_raw()).unwrap_or_default();
+        api.started(&spec.name, pid, &spec.env, spec.working_dir.as_deref());
+    }
     Ok(Running {
         index,
         child,
@@ -386,6 +424,8 @@ pub(crate) struct Supervisor {
     pub(crate) interrupted: bool,
     /// Containers that exited, their shims held until the pod is torn down.
     pub(crate) exited: Vec<Running>,
+    /// Under `--api`: the pod's API server, told what kubelet would tell it.
+    pub(crate) api: Option<Arc<PodApi>>,
 }
 
 impl Supervisor {
@@ -412,6 +452,7 @@ impl Supervisor {
             deadline_exceeded: false,
             interrupted: false,
             exited: Vec::new(),
+            api: None,
         }
     }
 
@@ -461,6 +502,10 @@ impl Supervisor {
                         pids.remove(&index);
                         results[index].exit_code = exit_code(&plan[index].1, status);
                         results[index].termination_message = termination_message(&plan[index].1);
+                        if let Some(api) = &self.api {
+                            let r = &results[index];
+                            api.exited(&r.name, r.exit_code, r.termination_message.as_deref());
+                        }
                     }
                     let leaders_done = !leaders.is_empty() && leaders.iter().all(|i| !pids.contains_key(i));
                     if leaders_done && !pids.is_empty() && linger_at.is_none() {
@@ -483,6 +528,9 @@ impl Supervisor {
                     self.deadline_exceeded = true;
                     self.notes.push("pod exceeded activeDeadlineSeconds: containers terminated".into());
                     tracing::warn!("Pod exceeded its active deadline: terminating containers");
+                    if let Some(api) = &self.api {
+                        api.deadline_exceeded();
+                    }
                     pids.values().for_each(|pid| signal(*pid, Signal::SIGTERM));
                     escalate_at = Some(Instant::now() + self.grace);
                 }
@@ -762,6 +810,7 @@ fn container_spec(
     Ok(ShimSpec {
         name: c.name.clone(),
         pid_ns: pause.pid_ns(),
+        own_pid_ns: false,
         hostname: info.name.clone(),
         rootfs,
         exe: options.exe.clone(),
@@ -814,9 +863,18 @@ pub(crate) fn prepare(
             dirs.repository.display().to_string(),
         ));
     }
-    if role == Role::Wait {
-        extra.push((POD_STATE_DIR_ENV.into(), dirs.state.display().to_string()));
-        extra.push((REPORT_FILE_ENV.into(), dirs.report.display().to_string()));
+    match &dirs.kubeconfig {
+        // Under --api, init and wait reach the pod's API server, and wait reports to it.
+        Some(kubeconfig) if executor => extra.push((
+            argoexec_config::env::KUBECONFIG.into(),
+            kubeconfig.display().to_string(),
+        )),
+        Some(_) => {}
+        None if role == Role::Wait => {
+            extra.push((POD_STATE_DIR_ENV.into(), dirs.state.display().to_string()));
+            extra.push((REPORT_FILE_ENV.into(), dirs.report.display().to_string()));
+        }
+        None => {}
     }
     for (name, value) in extra {
         if !env.iter().any(|(n, _)| *n == name) {
@@ -911,7 +969,7 @@ pub(crate) fn pod_info(pod: &Pod) -> PodInfo {
     }
 }
 
-fn random_uid() -> String {
+pub(crate) fn random_uid() -> String {
     let hex = |n: usize| {
         (0..n)
             .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))

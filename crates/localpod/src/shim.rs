@@ -52,6 +52,10 @@ pub struct ShimSpec {
     pub name: String,
     /// The pod's PID namespace (`/proc/<pause pid>/ns/pid`).
     pub pid_ns: PathBuf,
+    /// Give the container a PID namespace of its own, its command PID 1 there, as kubelet does
+    /// for a pod that does not set `shareProcessNamespace`; otherwise it joins [`Self::pid_ns`].
+    #[serde(default)]
+    pub own_pid_ns: bool,
     /// The pod's host name.
     pub hostname: String,
     /// An empty directory on this machine where the container's root is built.
@@ -195,12 +199,17 @@ fn chain(err: &Error) -> String {
 
 /// Enters the namespaces, builds the root and starts the trampoline.
 fn start(spec: &ShimSpec) -> Result<std::process::Child, Error> {
-    let pid_ns = File::open(&spec.pid_ns).map_err(Error::io("open PID namespace", &spec.pid_ns))?;
     let own_ns = File::open("/proc/self/ns/pid").map_err(Error::io("open", "/proc/self/ns/pid"))?;
-    setns(&pid_ns, CloneFlags::CLONE_NEWPID).map_err(Error::sys(format!(
-        "enter PID namespace {}",
-        spec.pid_ns.display()
-    )))?;
+    if spec.own_pid_ns {
+        unshare(CloneFlags::CLONE_NEWPID).map_err(Error::sys("unshare a PID namespace"))?;
+    } else {
+        let pid_ns =
+            File::open(&spec.pid_ns).map_err(Error::io("open PID namespace", &spec.pid_ns))?;
+        setns(&pid_ns, CloneFlags::CLONE_NEWPID).map_err(Error::sys(format!(
+            "enter PID namespace {}",
+            spec.pid_ns.display()
+        )))?;
+    }
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS)
         .map_err(Error::sys("unshare mount and UTS namespaces"))?;
     nix::unistd::sethostname(&spec.hostname).map_err(Error::sys("set host name"))?;
@@ -546,4 +555,46 @@ fn wait_for_file(path: &Path, limit: Duration) {
         let _ = poll(&mut fds, PollTimeout::from(millis));
         let _ = inotify.read_events();
     }
+}
+
+/// `argoexec __nsexec --pid PID [--cwd DIR] -- CMD`: runs a command inside a running container,
+/// as a runtime's exec does: enters the PID, mount and UTS namespaces of the container's process
+/// `pid` (a host PID), starts the command there (its environment is this process's) and returns
+/// its exit code (128+N for signal N; 126 when it cannot start, 127 when it is not found).
+///
+/// Entering a mount namespace needs a single-threaded process: call this before any runtime or
+/// thread starts.
+pub fn nsexec_main(pid: u32, cwd: Option<&str>, argv: &[String]) -> Result<i32, Error> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(Error::Container {
+            container: format!("pid {pid}"),
+            message: "exec with no command".into(),
+        });
+    };
+    for (kind, flag) in [
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ] {
+        let path = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
+        let ns = File::open(&path).map_err(Error::io("open namespace", &path))?;
+        setns(&ns, flag).map_err(Error::sys(format!("enter {}", path.display())))?;
+    }
+    // Entering the mount namespace moved the root and the working directory to its root.
+    let cwd = cwd.unwrap_or("/");
+    let status = Command::new(program).args(args).current_dir(cwd).status();
+    Ok(match status {
+        Ok(status) => status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(START_ERROR_EXIT),
+        Err(err) => {
+            eprintln!("argoexec: exec {program}: {err}");
+            if err.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            }
+        }
+    })
 }

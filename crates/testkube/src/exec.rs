@@ -53,6 +53,46 @@ pub trait ExecHandler: Send + Sync + std::fmt::Debug + 'static {
     ) -> std::io::Result<tokio::process::Command>;
 }
 
+/// An exec refused before any command starts (say, into a container that is not running): an
+/// [`ExecHandler`] returns it as the error of [`ExecHandler::command`] (through
+/// [`ExecRefusal::into_io`]), and the server sends `status` on channel 3 as it is.
+#[derive(Debug, Clone)]
+pub struct ExecRefusal {
+    status: Value,
+}
+
+impl ExecRefusal {
+    /// A refusal answered with this `Status` object.
+    pub fn new(status: Value) -> Self {
+        Self { status }
+    }
+
+    /// The refusal as the I/O error [`ExecHandler::command`] returns.
+    pub fn into_io(self) -> std::io::Error {
+        std::io::Error::other(self)
+    }
+
+    /// The status an error carries, when it is a refusal.
+    fn of(error: &std::io::Error) -> Option<&Value> {
+        error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<Self>())
+            .map(|r| &r.status)
+    }
+}
+
+impl std::fmt::Display for ExecRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exec refused: {}",
+            self.status["message"].as_str().unwrap_or_default()
+        )
+    }
+}
+
+impl std::error::Error for ExecRefusal {}
+
 /// The default handler: runs `argv` as a local process, in the container's directory when one is
 /// set ([`LocalExec::dir`]), else in the server's.
 #[derive(Debug, Clone, Default)]
@@ -331,6 +371,9 @@ fn exit_status(argv: &[String], exit: std::process::ExitStatus) -> Value {
 
 /// The status when the runtime could not start the command, as containerd and runc word it.
 fn start_failure(argv: &[String], error: &std::io::Error) -> Value {
+    if let Some(status) = ExecRefusal::of(error) {
+        return status.clone();
+    }
     let program = argv.first().map(String::as_str).unwrap_or_default();
     let why = if error.kind() == std::io::ErrorKind::NotFound {
         format!("exec: \"{program}\": executable file not found in $PATH")

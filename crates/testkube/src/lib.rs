@@ -22,6 +22,8 @@ mod server;
 mod store;
 
 pub use exec::{ExecHandler, ExecTarget, LocalExec};
+// `argoexec run --api`: an exec refused as kubelet refuses it.
+pub use exec::ExecRefusal;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -264,6 +266,18 @@ impl TestKube {
                 }
             }
         });
+        if let Some(change) = change {
+            let _ = self.shared.changes.send(change);
+        }
+    }
+
+    /// Replaces the whole `status` of a pod, as kubelet reports it (phase, reason, the init and
+    /// app containers' statuses), and sends the change to watches.
+    pub fn set_pod_status(&self, namespace: &str, pod: &str, status: Value) {
+        let mut inner = self.shared.lock();
+        let change = inner
+            .store
+            .modify("pods", namespace, pod, |pod| pod["status"] = status);
         if let Some(change) = change {
             let _ = self.shared.changes.send(change);
         }
