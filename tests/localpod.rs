@@ -853,3 +853,31 @@ fn with_short_grace(dir: &Path, name: &str, replace: Option<(&str, &str)>) -> Pa
     }
     write_pod(dir, &yaml)
 }
+
+#[test]
+fn api_v4_pod_keeps_the_emissary_and_reports_a_completed_task_result() {
+    if !is_root() {
+        return;
+    }
+    let local = run(&fixture("v4-outputs.yaml"), &[]);
+    let (api, log) = run_api(&fixture("v4-outputs.yaml"), &[]);
+    assert_eq!(api.json()["phase"], "Succeeded", "{}\n{log}", api.stderr());
+    assert_eq!(outcome(&api), outcome(&local), "{log}");
+    assert!(!api.dir().join("outputs.json").exists());
+    // v4: the task result is created with the label "false", then patched to "true".
+    let results = calls(&log, &["/workflowtaskresults"]);
+    assert!(
+        results
+            .iter()
+            .any(|l| l.contains("POST") && l.contains("201")),
+        "{log}"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|l| l.contains("PATCH") && l.contains("200")),
+        "{log}"
+    );
+    // The emissary, not k8sapi: no exec into main.
+    assert!(calls(&log, &["/exec"]).is_empty(), "{log}");
+}

@@ -219,8 +219,8 @@ With --api the runner also plays kubelet towards a Kubernetes API server of its 
 the run; logs are served from the containers' output and pods/exec runs inside the named \
 container. The pod is rewritten for Argo's k8sapi runtime (no shared process namespace: each \
 command is PID 1 of its container), so wait watches the pod, reads files and kills sidecars \
-through exec, and reports outputs to the API (v2 annotation, v3 WorkflowTaskResult; Argo v4 \
-pods run only the emissary and are refused), from where the runner reads them. As with k8sapi in a cluster, outputs must be on volumes: an exec \
+through exec, and reports outputs to the API (v2 annotation, v3 WorkflowTaskResult), from where the runner \
+reads them. An Argo v4 pod keeps the emissary (v4's only runtime) and reports a v4 task result. As with k8sapi in a cluster, outputs must be on volumes: an exec \
 into main once it has exited fails. --api-log FILE lists the requests the step made.";
 
 /// `argoexec run`.

@@ -18,8 +18,9 @@
 //! container gets a PID namespace of its own with its command as PID 1. Init and wait find the
 //! server through a kubeconfig in the work directory (`KUBECONFIG`; in a cluster they use the
 //! pod's service account), and wait reports to it, as the pod's Argo version asks (v2 annotation,
-//! v3 WorkflowTaskResult; v4 pods, which Argo runs only under the emissary, are refused); the
-//! runner reads the outputs back from there.
+//! v3 WorkflowTaskResult, v4 WorkflowTaskResult with the completion label); the runner reads the
+//! outputs back from there. A v4 pod keeps the emissary, the only runtime Argo v4 has: its wait
+//! sees main through `/var/run/argo` and only reports through the API.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -70,22 +71,19 @@ const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the speci
 
 /// Rewrites the pod as Argo's controller writes it for `runtime`: every executor container names
 /// it, and only a PNS pod shares its process namespace. Gives the pod a uid if it has none, so
-/// that the server's and the containers' agree. Argo v4 pods run only under the emissary, so
-/// they are refused.
+/// that the server's and the containers' agree. An Argo v4 pod keeps the emissary, the only
+/// runtime v4 has.
 pub(crate) fn rewrite(step: &mut StepPod, runtime: ApiRuntime) -> Result<(), Error> {
-    if step.protocol == Protocol::V4 {
-        return Err(Error::Container {
-            container: "wait".into(),
-            message: format!(
-                "--api runs wait with the {} runtime, which Argo v4 pods do not have (v4 runs \
-                 only the emissary): give a v2 or v3 pod",
-                runtime.executor()
-            ),
-        });
-    }
     let pod = &mut step.pod;
     if pod.metadata.uid.is_none() {
         pod.metadata.uid = Some(crate::runner::random_uid());
+    }
+    if step.protocol == Protocol::V4 {
+        tracing::info!(
+            runtime = runtime.executor(),
+            "an Argo v4 pod runs only under the emissary: wait keeps it and reports through the API"
+        );
+        return Ok(());
     }
     let Some(spec) = pod.spec.as_mut() else {
         return Ok(());
@@ -540,7 +538,7 @@ mod tests {
     }
 
     #[test]
-    fn rewrite_names_k8sapi_unshares_pids_and_refuses_v4() {
+    fn rewrite_names_k8sapi_unshares_pids_and_leaves_v4_to_the_emissary() {
         let mut step = StepPod::load(&fixture("output-volume.yaml")).unwrap();
         rewrite(&mut step, ApiRuntime::K8sApi).unwrap();
         let spec = step.pod.spec.as_ref().unwrap();
@@ -570,11 +568,10 @@ mod tests {
         std::fs::write(dir.path().join("v4.yaml"), v4).unwrap();
         let mut step = StepPod::load(&dir.path().join("v4.yaml")).unwrap();
         assert_eq!(step.protocol, Protocol::V4);
-        let err = rewrite(&mut step, ApiRuntime::K8sApi).unwrap_err();
-        assert!(
-            err.to_string().contains("v4 runs only the emissary"),
-            "{err}"
-        );
+        let before = step.pod.spec.clone();
+        rewrite(&mut step, ApiRuntime::K8sApi).unwrap();
+        assert_eq!(step.pod.spec, before, "a v4 pod keeps its runtime");
+        assert!(step.pod.metadata.uid.is_some());
     }
 
     #[test]
