@@ -481,3 +481,91 @@ fn runs_as_nobody_with_a_read_only_root_filesystem() {
     let staged = pod.var_run_argo().join("outputs/parameters/proc/self/comm");
     assert!(staged.exists(), "{}", staged.display());
 }
+
+/// `argoexec wait --pod-root ROOT` with the emissary runtime, saving to a local repository under
+/// the pod root, its temp dir `tmp`; returns its output.
+fn wait_emissary(pod: &Pod, template: &serde_json::Value, tmp: &Path) -> Output {
+    let root = pod.root();
+    let out = Command::new(ARGOEXEC)
+        .args(["wait", "--pod-root"])
+        .arg(root)
+        .arg("--termination-log")
+        .arg(root.join("termination-log"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TMPDIR", tmp)
+        .env("ARGO_POD_NAME", "pod-1")
+        .env("ARGO_WORKFLOW_NAME", "wf")
+        .env("ARGO_CONTAINER_NAME", "wait")
+        .env("ARGO_CONTAINER_RUNTIME_EXECUTOR", "emissary")
+        .env("ARGO_TEMPLATE", template.to_string())
+        .env("ARGOEXEC_REPORT_FILE", root.join("report.json"))
+        .env("ARGOEXEC_LOCAL_REPOSITORY", root.join("repo"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish(out)
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(bytes), &mut out).unwrap();
+    out
+}
+
+#[test]
+fn wait_uploads_the_staged_archive_as_is_and_repacks_other_strategies_without_temp_files() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display().to_string();
+    let template = serde_json::json!({"name": "t", "container": {"image": "x"}, "outputs": {
+        "artifacts": [
+            {"name": "d", "path": format!("{w}/dir")},
+            {"name": "fast", "path": format!("{w}/dir"), "archive": {"tar": {"compressionLevel": 1}}},
+            {"name": "f", "path": format!("{w}/f.txt"), "archive": {"none": {}}},
+        ]
+    }});
+    let pod = Pod::new(template.clone());
+    let script = format!(
+        "mkdir -p {w}/dir/sub && seq 1 20000 > {w}/dir/sub/a && echo b > {w}/dir/b && \
+         ln -s sub/a {w}/dir/link && echo -n file > {w}/f.txt"
+    );
+    assert_eq!(code(&pod.run("main", &script)), 0);
+    let staged = pod
+        .var_run_argo()
+        .join("outputs/artifacts")
+        .join(w.trim_start_matches('/'))
+        .join("dir.tgz");
+    let staged = std::fs::read(staged).unwrap();
+    // What wait's own save packs for the default strategy (PNS reads main's files and packs them
+    // with the same call), byte for byte: entry names under `dir/`, modes, mtimes, the link.
+    let mut ours = Vec::new();
+    argoexec_archive::pack_to(
+        &work.path().join("dir"),
+        &argoexec_archive::PackFormat::default(),
+        &mut ours,
+    )
+    .unwrap();
+    assert_eq!(staged, ours);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let out = wait_emissary(&pod, &template, tmp.path());
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let repo = pod.root().join("repo/wf/pod-1");
+    // The default strategy: the staged file itself.
+    assert_eq!(std::fs::read(repo.join("d.tgz")).unwrap(), staged);
+    // Another level: gzipped afresh from the same tar.
+    let fast = std::fs::read(repo.join("fast.tgz")).unwrap();
+    assert_ne!(fast, staged);
+    assert_eq!(gunzip(&fast), gunzip(&staged));
+    // none: the file's bytes.
+    assert_eq!(std::fs::read(repo.join("f.txt")).unwrap(), b"file");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pod.root().join("report.json")).unwrap()).unwrap();
+    let artifacts = report["outputs"]["artifacts"].as_array().unwrap();
+    assert_eq!(artifacts.len(), 3, "{report}");
+    assert_eq!(artifacts[2]["size"], 4);
+    // Nothing was written to wait's temp dir.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}

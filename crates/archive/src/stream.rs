@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use flate2::read::MultiGzDecoder;
 use futures::Stream;
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
@@ -120,8 +121,29 @@ pub fn repack_stream<R>(reader: R, label: impl Into<PathBuf>, format: PackFormat
 where
     R: AsyncRead + Send + Unpin + 'static,
 {
-    let label = label.into();
     let bridge = SyncIoBridge::new(reader);
+    spawn_repack(move || bridge, label.into(), format)
+}
+
+/// [`repack_stream`] for a gzip-compressed tar stream (one member or many): it is decompressed
+/// on the same thread as it is read.
+pub fn repack_gzip_stream<R>(reader: R, label: impl Into<PathBuf>, format: PackFormat) -> PackStream
+where
+    R: AsyncRead + Send + Unpin + 'static,
+{
+    let bridge = SyncIoBridge::new(reader);
+    // Made on the repacking thread: the decoder reads the gzip header as it is made.
+    let tar = move || MultiGzDecoder::new(io::BufReader::with_capacity(CHUNK, bridge));
+    spawn_repack(tar, label.into(), format)
+}
+
+/// Runs [`repack_to`] over the reader `tar` makes, on a dedicated thread feeding the returned
+/// stream.
+fn spawn_repack<T: io::Read>(
+    tar: impl FnOnce() -> T + Send + 'static,
+    label: PathBuf,
+    format: PackFormat,
+) -> PackStream {
     let (tx, rx) = mpsc::channel(IN_FLIGHT);
     let span = tracing::Span::current();
     let path = label.clone();
@@ -135,7 +157,7 @@ where
                     tx: tx.clone(),
                     buf: BytesMut::with_capacity(CHUNK),
                 };
-                let result = repack_to(bridge, &label, &format, &mut writer).and_then(|stats| {
+                let result = repack_to(tar(), &label, &format, &mut writer).and_then(|stats| {
                     writer.flush().map_err(|source| Error::Pack {
                         path: label.clone(),
                         source,

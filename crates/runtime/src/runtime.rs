@@ -55,6 +55,11 @@ pub enum PathSource {
     /// A tar stream whose one top-level entry is the path's base name (docker's archive
     /// endpoint, `tar cf -` through exec).
     Tar(ByteStream),
+    /// A gzip-compressed tar stream whose one top-level entry is the path's base name, packed the
+    /// way `wait` packs an output with Argo's default strategy (`argoexec_archive::pack_to`,
+    /// tar+gzip at level 6): for that strategy it is the artifact as is (the emissary's staged
+    /// `.tgz`).
+    TarGz(ByteStream),
 }
 
 impl std::fmt::Debug for PathSource {
@@ -62,6 +67,7 @@ impl std::fmt::Debug for PathSource {
         match self {
             Self::Local(path) => f.debug_tuple("Local").field(path).finish(),
             Self::Tar(_) => f.write_str("Tar(..)"),
+            Self::TarGz(_) => f.write_str("TarGz(..)"),
         }
     }
 }
@@ -186,7 +192,7 @@ pub trait ContainerRuntime: Send + Sync {
         async move {
             let local = match self.open_path(container, path).await? {
                 PathSource::Local(local) => local,
-                PathSource::Tar(_) => {
+                PathSource::Tar(_) | PathSource::TarGz(_) => {
                     return Err(Error::Unsupported {
                         runtime: self.name(),
                         what: "read a single file out of a tar stream",

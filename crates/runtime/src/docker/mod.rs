@@ -369,6 +369,13 @@ impl ContainerRuntime for Docker {
         for _ in 0..MAX_LINK_HOPS {
             let stream = match self.open_path(container, &path).await? {
                 PathSource::Tar(stream) => stream,
+                // This runtime's own open_path gives plain tar streams only.
+                PathSource::TarGz(_) => {
+                    return Err(Error::Unsupported {
+                        runtime: "docker",
+                        what: "read a single file out of a gzip stream",
+                    });
+                }
                 PathSource::Local(local) => {
                     return tokio::fs::read(&local)
                         .await
