@@ -524,6 +524,8 @@ fn wait_uploads_the_staged_archive_as_is_and_repacks_other_strategies_without_te
             {"name": "d", "path": format!("{w}/dir")},
             {"name": "fast", "path": format!("{w}/dir"), "archive": {"tar": {"compressionLevel": 1}}},
             {"name": "f", "path": format!("{w}/f.txt"), "archive": {"none": {}}},
+            {"name": "z", "path": format!("{w}/dir"), "archive": {"zip": {}}},
+            {"name": "tree", "path": format!("{w}/dir"), "archive": {"none": {}}},
         ]
     }});
     let pod = Pod::new(template.clone());
@@ -564,8 +566,26 @@ fn wait_uploads_the_staged_archive_as_is_and_repacks_other_strategies_without_te
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(pod.root().join("report.json")).unwrap()).unwrap();
     let artifacts = report["outputs"]["artifacts"].as_array().unwrap();
-    assert_eq!(artifacts.len(), 3, "{report}");
+    assert_eq!(artifacts.len(), 5, "{report}");
     assert_eq!(artifacts[2]["size"], 4);
+    // zip: what packing the path makes, byte for byte (the staged tar keeps every mtime).
+    let mut zip = Vec::new();
+    argoexec_archive::pack_to(
+        &work.path().join("dir"),
+        &argoexec_archive::PackFormat::Zip,
+        &mut zip,
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(repo.join("z.zip")).unwrap(), zip);
+    // none of a directory: its files, one object each (the symlink is not stored).
+    let tree = repo.join("dir");
+    assert_eq!(
+        std::fs::read(tree.join("sub/a")).unwrap(),
+        std::fs::read(work.path().join("dir/sub/a")).unwrap()
+    );
+    assert_eq!(std::fs::read(tree.join("b")).unwrap(), b"b\n");
+    assert!(!tree.join("link").exists());
+    assert!(artifacts[4].get("sha256").is_none(), "{report}");
     // Nothing was written to wait's temp dir.
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

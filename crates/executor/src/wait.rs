@@ -658,10 +658,9 @@ impl TarStream {
         }
     }
 
-    /// The artifact's bytes in `format` (none: as is): the stream itself when it is already
-    /// what packing would make, else re-packed on a thread of its own.
-    fn into_body(self, path: &Path, format: Option<PackFormat>) -> ByteStream {
-        let format = format.unwrap_or(PackFormat::AsIs);
+    /// The artifact's bytes in `format`: the stream itself when it is already what packing
+    /// would make, else re-packed on a thread of its own.
+    fn into_body(self, path: &Path, format: PackFormat) -> ByteStream {
         if self.gzipped && format == PackFormat::default() {
             return self.stream;
         }
@@ -672,6 +671,32 @@ impl TarStream {
             argoexec_archive::repack_stream(reader, path, format).boxed()
         }
     }
+
+    /// Stores the path as is (`archive: none`): a file's bytes at `key`, a directory's files
+    /// under `key/`, as [`upload`] does for a local path; the digest of a file, none for a
+    /// directory.
+    async fn upload_as_is(
+        self,
+        driver: &StoreDriver,
+        key: &str,
+        path: &Path,
+    ) -> Result<Option<Digest>, UploadError> {
+        let reader = tokio_util::io::StreamReader::new(self.stream);
+        let mut files = argoexec_archive::tar_files(reader, self.gzipped, path);
+        let mut digest = None;
+        while let Some(file) = files.next().await {
+            let file = file.map_err(UploadError::Pack)?;
+            if file.path.is_empty() {
+                let (body, digested) = Digesting::new(file.body.boxed());
+                driver.put(key, body.boxed()).await?;
+                digest = digested.get();
+            } else {
+                let key = format!("{}/{}", key.trim_end_matches('/'), file.path);
+                driver.put(&key, file.body.boxed()).await?;
+            }
+        }
+        Ok(digest)
+    }
 }
 
 /// The container path a tar stream comes from, to ask for it again on a retry.
@@ -681,8 +706,9 @@ struct TarFrom<'a, R> {
     path: &'a Path,
 }
 
-/// Uploads a path the runtime gave as a tar stream, re-packed in `format` (none: the one file's
-/// bytes) unless it already is in that format; each retry asks the runtime for a fresh stream.
+/// Uploads a path the runtime gave as a tar stream, re-packed in `format` unless it already is in
+/// that format, or as is (none: a file's bytes, a directory's files); each retry asks the runtime
+/// for a fresh stream.
 async fn upload_tar<R: ContainerRuntime>(
     driver: &StoreDriver,
     key: &str,
@@ -717,6 +743,9 @@ async fn upload_tar<R: ContainerRuntime>(
                         ))
                     })?
                 }
+            };
+            let Some(format) = format else {
+                return tar.upload_as_is(driver, key, from.path).await;
             };
             let (body, digest) = Digesting::new(tar.into_body(from.path, format));
             driver.put(key, body.boxed()).await?;

@@ -252,3 +252,94 @@ async fn logs_are_stdout_alone_or_both_streams() {
     );
     assert!(combined.ends_with("\n19999\n20000\n"));
 }
+
+/// `path` of `main` through the docker runtime's tar stream.
+async fn tar_of(
+    docker: &Docker,
+    path: &str,
+) -> tokio_util::io::StreamReader<argoexec_runtime::ByteStream, bytes::Bytes> {
+    let PathSource::Tar(stream) = docker.open_path("main", Path::new(path)).await.unwrap() else {
+        panic!("the docker runtime gives tar streams");
+    };
+    tokio_util::io::StreamReader::new(stream)
+}
+
+#[tokio::test]
+async fn the_engines_tar_stream_repacks_as_zip_and_as_is() {
+    use argoexec_archive::{PackFormat, UnpackFormat};
+    use futures::TryStreamExt as _;
+    let Some(pod) = Pod::new("repack") else {
+        return;
+    };
+    let docker = pod.runtime();
+    pod.run(
+        "main",
+        "mkdir -p /tmp/out/sub/empty && printf 'one' > /tmp/out/a.txt && seq 1 50000 > /tmp/out/sub/b.txt \
+         && ln -s a.txt /tmp/out/link && mkdir /tmp/linked && echo x > /tmp/linked/x && ln /tmp/linked/x /tmp/linked/y",
+    );
+    assert_eq!(
+        docker.wait_exited("main").await.unwrap(),
+        ExitStatus::code(0)
+    );
+    let expected_b: String = (1..=50000).map(|n| format!("{n}\n")).collect();
+
+    // zip: unzips to the container's tree, the symlink and the empty directory included.
+    let zip = argoexec_archive::repack_stream(
+        tar_of(&docker, "/tmp/out").await,
+        "/tmp/out",
+        PackFormat::Zip,
+    );
+    let zip: Vec<u8> = zip.map_ok(|c| c.to_vec()).try_concat().await.unwrap();
+    let back = tempfile::tempdir().unwrap();
+    let dest = back.path().join("out");
+    argoexec_archive::unpack_from(
+        &zip[..],
+        &dest,
+        UnpackFormat::Zip,
+        &argoexec_archive::Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(dest.join("a.txt")).unwrap(), b"one");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("sub/b.txt")).unwrap(),
+        expected_b
+    );
+    assert_eq!(
+        std::fs::read_link(dest.join("link")).unwrap(),
+        Path::new("a.txt")
+    );
+    assert!(dest.join("sub/empty").is_dir());
+    // A hard link's data went by earlier in the stream: refused, not dropped.
+    let zip = argoexec_archive::repack_stream(
+        tar_of(&docker, "/tmp/linked").await,
+        "/tmp/linked",
+        PackFormat::Zip,
+    );
+    let err = zip.map_ok(|c| c.to_vec()).try_concat().await.unwrap_err();
+    assert!(format!("{:?}", err).contains("hard link"), "{err:?}");
+
+    // none: a file is its bytes, a directory its regular files one by one.
+    let plain = argoexec_archive::repack_stream(
+        tar_of(&docker, "/tmp/out/a.txt").await,
+        "/tmp/out/a.txt",
+        PackFormat::AsIs,
+    );
+    let plain: Vec<u8> = plain.map_ok(|c| c.to_vec()).try_concat().await.unwrap();
+    assert_eq!(plain, b"one");
+    let mut files =
+        argoexec_archive::tar_files(tar_of(&docker, "/tmp/out").await, false, "/tmp/out");
+    let mut got = Vec::new();
+    while let Some(file) = files.next().await {
+        let file = file.unwrap();
+        let body: Vec<u8> = file.body.map_ok(|c| c.to_vec()).try_concat().await.unwrap();
+        got.push((file.path, body.len()));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("a.txt".to_owned(), 3),
+            ("sub/b.txt".to_owned(), expected_b.len())
+        ]
+    );
+}
