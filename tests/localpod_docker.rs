@@ -293,3 +293,52 @@ fn zip_and_as_is_artifacts_from_the_image_match_pns() {
         "{stored:?}"
     );
 }
+
+#[test]
+fn a_main_that_cannot_start_fails_the_step_with_the_engines_reason() {
+    if !engine_available() {
+        eprintln!("SKIPPED: no Docker Engine answers; run tests/docker-engine (tests/run does)");
+        return;
+    }
+    ensure_image(IMAGE, &[Path::new(env!("CARGO_BIN_EXE_argoexec"))]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(fixture("failing-main")).unwrap();
+    // main's entrypoint does not exist: docker 20.10 leaves the container `created` with an
+    // error and sends no event. The deadline only turns a regression (wait waiting forever)
+    // into a failure instead of a hang.
+    // A pod name of its own: the tests run at once against one engine.
+    let yaml = yaml
+        .replace("failing-main-p4k9s", "no-start-p4k9s")
+        .replace("value: pns", "value: docker")
+        .replace(
+            "    command:\n    - sh\n",
+            "    command:\n    - /no/such/entrypoint\n",
+        )
+        .replace(
+            "  restartPolicy: Never\n",
+            "  restartPolicy: Never\n  activeDeadlineSeconds: 120\n",
+        );
+    assert!(yaml.contains("/no/such/entrypoint"));
+    let pod = tmp.path().join("pod.yaml");
+    std::fs::write(&pod, yaml).unwrap();
+    let run = run(
+        &pod,
+        &tmp.path().join("work"),
+        &["--backend", "docker", "--image-map", &format!("*={IMAGE}")],
+    );
+    let report = &run.report;
+    assert_eq!(report["phase"], "Failed", "{report:#}");
+    let main = report["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "main")
+        .unwrap();
+    assert_eq!(main["exitCode"], 127, "{report:#}");
+    // The message is wait's: it saw the failed start and names the engine's reason.
+    let message = report["message"].as_str().unwrap();
+    assert!(
+        message.contains("could not start") && message.contains("/no/such/entrypoint"),
+        "{message}"
+    );
+}

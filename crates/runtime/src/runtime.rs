@@ -98,6 +98,17 @@ pub enum Error {
         /// What was asked, as a verb phrase.
         what: &'static str,
     },
+    /// The container was started but its process never ran (a missing or non-executable
+    /// entrypoint); `message` is the engine's.
+    #[error("container {container:?} could not start (exit code {code}): {message}")]
+    StartFailed {
+        /// The container's name.
+        container: String,
+        /// The exit code the engine recorded (127: not found, 126: not executable).
+        code: i32,
+        /// Why, as the engine put it.
+        message: String,
+    },
     /// The container's root filesystem is gone (it exited before its root was held).
     #[error("the filesystem of container {container:?} is no longer reachable")]
     RootGone {

@@ -43,23 +43,48 @@ impl Pod {
 
     /// Starts container `name` running `script` with busybox sh; returns its id.
     fn run(&self, name: &str, script: &str) -> String {
-        docker_ok(&[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--label",
-            &format!("{POD_NAMESPACE_LABEL}={NAMESPACE}"),
-            "--label",
-            &format!("{POD_NAME_LABEL}={}", self.name),
-            "--label",
-            &format!("{CONTAINER_NAME_LABEL}={name}"),
-            IMAGE,
-            "sh",
-            "-c",
-            script,
+        self.docker(
+            &["run", "-d", "--network", "none"],
+            name,
+            &["sh", "-c", script],
+        )
+    }
+
+    /// Creates container `name` joined to the sandbox's network and PID namespace, as the
+    /// kubelet makes a pod's containers, running `command`, without starting it; returns its id.
+    fn create(&self, name: &str, command: &str) -> String {
+        let sandbox = docker_ok(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label={POD_NAME_LABEL}={}", self.name),
+            "--filter",
+            &format!("label={CONTAINER_NAME_LABEL}=POD"),
         ])
-        .unwrap()
+        .unwrap();
+        let joined = format!("container:{}", sandbox.trim());
+        let id = self.docker(
+            &["create", "--network", &joined, "--pid", &joined],
+            name,
+            &[command],
+        );
+        id.trim().to_owned()
+    }
+
+    /// `docker <how> <the pod's labels for container name> IMAGE <command>`.
+    fn docker(&self, how: &[&str], name: &str, command: &[&str]) -> String {
+        let labels = [
+            format!("{POD_NAMESPACE_LABEL}={NAMESPACE}"),
+            format!("{POD_NAME_LABEL}={}", self.name),
+            format!("{CONTAINER_NAME_LABEL}={name}"),
+        ];
+        let mut args: Vec<&str> = how.to_vec();
+        for label in &labels {
+            args.extend(["--label", label]);
+        }
+        args.push(IMAGE);
+        args.extend(command);
+        docker_ok(&args).unwrap()
     }
 
     fn runtime(&self) -> Docker {
@@ -341,5 +366,61 @@ async fn the_engines_tar_stream_repacks_as_zip_and_as_is() {
             ("a.txt".to_owned(), 3),
             ("sub/b.txt".to_owned(), expected_b.len())
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_main_that_cannot_start_ends_the_wait_with_the_engines_reason() {
+    let Some(pod) = Pod::new("nostart") else {
+        return;
+    };
+    let docker = pod.runtime();
+    // Waiting before the start: docker 20.10 sends no event for a start that fails, so the
+    // runtime's backstop inspection has to find it.
+    let id = pod.create("main", "/no/such/entrypoint");
+    let waiting = tokio::spawn(async move {
+        let docker = docker;
+        docker.wait_exited("main").await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::process::Command::new("docker")
+        .args(["start", &id])
+        .output()
+        .unwrap();
+    assert!(!started.status.success(), "{started:?}");
+    // A bound against hanging (the regression this guards), not a measure.
+    let waited = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the failed start was never seen");
+    match waited.unwrap() {
+        Err(Error::StartFailed {
+            container,
+            code,
+            message,
+        }) => {
+            assert_eq!(container, "main");
+            assert_eq!(code, 127);
+            assert!(message.contains("/no/such/entrypoint"), "{message}");
+        }
+        other => panic!("expected a failed start, got {other:?}"),
+    }
+    // Asked after the failure: seen at once. Not executable: 126. Neither is killed.
+    let docker = pod.runtime();
+    let id = pod.create("side", "/tmp");
+    assert!(
+        !std::process::Command::new("docker")
+            .args(["start", &id])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    assert!(matches!(
+        docker.wait_exited("side").await,
+        Err(Error::StartFailed { code: 126, .. })
+    ));
+    assert_eq!(
+        docker.kill("side", Duration::ZERO).await.unwrap(),
+        KillOutcome::AlreadyExited
     );
 }
