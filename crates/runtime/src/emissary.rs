@@ -87,14 +87,24 @@ impl Emissary {
             .parse()
             .ok()
     }
+}
 
-    fn staged_artifact(&self, path: &Path) -> PathBuf {
-        let inside = path.to_string_lossy();
-        let inside = inside.trim_start_matches('/').trim_end_matches('/');
-        self.var_run_argo
-            .join("outputs/artifacts")
-            .join(format!("{inside}.tgz"))
-    }
+/// Where the emissary of `main` stages the output parameter file `path` for wait:
+/// `<var_run_argo>/outputs/parameters/<path>` (Argo's layout).
+pub fn staged_parameter(var_run_argo: &Path, path: &str) -> PathBuf {
+    var_run_argo
+        .join("outputs/parameters")
+        .join(path.trim_start_matches('/'))
+}
+
+/// Where the emissary of `main` stages the output artifact `path` for wait, as tar+gzip:
+/// `<var_run_argo>/outputs/artifacts/<path>.tgz`, the path without its trailing `/` (Argo's
+/// layout).
+pub fn staged_artifact(var_run_argo: &Path, path: &str) -> PathBuf {
+    let path = path.trim_start_matches('/').trim_end_matches('/');
+    var_run_argo
+        .join("outputs/artifacts")
+        .join(format!("{path}.tgz"))
 }
 
 impl ContainerRuntime for Emissary {
@@ -171,7 +181,7 @@ impl ContainerRuntime for Emissary {
     #[tracing::instrument(level = "debug", skip(self))]
     async fn open_path(&self, container: &str, path: &Path) -> Result<PathSource, Error> {
         use futures::StreamExt as _;
-        let archive = self.staged_artifact(path);
+        let archive = staged_artifact(&self.var_run_argo, &path.to_string_lossy());
         let file = match tokio::fs::File::open(&archive).await {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -189,10 +199,7 @@ impl ContainerRuntime for Emissary {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn read_file(&self, container: &str, path: &Path) -> Result<Vec<u8>, Error> {
-        let staged = self
-            .var_run_argo
-            .join("outputs/parameters")
-            .join(path.strip_prefix("/").unwrap_or(path));
+        let staged = staged_parameter(&self.var_run_argo, &path.to_string_lossy());
         tokio::fs::read(&staged).await.map_err(|source| {
             if source.kind() == io::ErrorKind::NotFound {
                 Error::PathNotFound {
