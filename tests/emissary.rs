@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use argoexec_runtime::{ContainerRuntime as _, Emissary, KillOutcome};
 
+#[path = "support/waitcmd.rs"]
+mod support;
+
 const ARGOEXEC: &str = env!("CARGO_BIN_EXE_argoexec");
 /// How long a command that should end soon may take before the test gives up on it: a bound
 /// against hanging, not a measure.
@@ -486,21 +489,10 @@ fn runs_as_nobody_with_a_read_only_root_filesystem() {
 /// the pod root, its temp dir `tmp`; returns its output.
 fn wait_emissary(pod: &Pod, template: &serde_json::Value, tmp: &Path) -> Output {
     let root = pod.root();
-    let out = Command::new(ARGOEXEC)
-        .args(["wait", "--pod-root"])
-        .arg(root)
-        .arg("--termination-log")
-        .arg(root.join("termination-log"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    let mut command = Command::new(ARGOEXEC);
+    let out = support::wait_command(&mut command, root, "emissary", template)
         .env("TMPDIR", tmp)
-        .env("ARGO_POD_NAME", "pod-1")
-        .env("ARGO_WORKFLOW_NAME", "wf")
-        .env("ARGO_CONTAINER_NAME", "wait")
-        .env("ARGO_CONTAINER_RUNTIME_EXECUTOR", "emissary")
-        .env("ARGO_TEMPLATE", template.to_string())
         .env("ARGOEXEC_REPORT_FILE", root.join("report.json"))
-        .env("ARGOEXEC_LOCAL_REPOSITORY", root.join("repo"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
