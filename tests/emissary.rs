@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use argoexec_runtime::{ContainerRuntime as _, Emissary, KillOutcome};
 
+#[path = "support/waitcmd.rs"]
+mod support;
+
 const ARGOEXEC: &str = env!("CARGO_BIN_EXE_argoexec");
 /// How long a command that should end soon may take before the test gives up on it: a bound
 /// against hanging, not a measure.
@@ -530,4 +533,100 @@ fn a_bad_arguments_file_is_the_emissarys_own_failure() {
         "{stderr}"
     );
     assert_eq!(pod.read("main", "exitcode"), "64");
+
+/// `argoexec wait --pod-root ROOT` with the emissary runtime, saving to a local repository under
+/// the pod root, its temp dir `tmp`; returns its output.
+fn wait_emissary(pod: &Pod, template: &serde_json::Value, tmp: &Path) -> Output {
+    let root = pod.root();
+    let mut command = Command::new(ARGOEXEC);
+    let out = support::wait_command(&mut command, root, "emissary", template)
+        .env("TMPDIR", tmp)
+        .env("ARGOEXEC_REPORT_FILE", root.join("report.json"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish(out)
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(bytes), &mut out).unwrap();
+    out
+}
+
+#[test]
+fn wait_uploads_the_staged_archive_as_is_and_repacks_other_strategies_without_temp_files() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display().to_string();
+    let template = serde_json::json!({"name": "t", "container": {"image": "x"}, "outputs": {
+        "artifacts": [
+            {"name": "d", "path": format!("{w}/dir")},
+            {"name": "fast", "path": format!("{w}/dir"), "archive": {"tar": {"compressionLevel": 1}}},
+            {"name": "f", "path": format!("{w}/f.txt"), "archive": {"none": {}}},
+            {"name": "z", "path": format!("{w}/dir"), "archive": {"zip": {}}},
+            {"name": "tree", "path": format!("{w}/dir"), "archive": {"none": {}}},
+        ]
+    }});
+    let pod = Pod::new(template.clone());
+    let script = format!(
+        "mkdir -p {w}/dir/sub && seq 1 20000 > {w}/dir/sub/a && echo b > {w}/dir/b && \
+         ln -s sub/a {w}/dir/link && echo -n file > {w}/f.txt"
+    );
+    assert_eq!(code(&pod.run("main", &script)), 0);
+    let staged = pod
+        .var_run_argo()
+        .join("outputs/artifacts")
+        .join(w.trim_start_matches('/'))
+        .join("dir.tgz");
+    let staged = std::fs::read(staged).unwrap();
+    // What wait's own save packs for the default strategy (PNS reads main's files and packs them
+    // with the same call), byte for byte: entry names under `dir/`, modes, mtimes, the link.
+    let mut ours = Vec::new();
+    argoexec_archive::pack_to(
+        &work.path().join("dir"),
+        &argoexec_archive::PackFormat::default(),
+        &mut ours,
+    )
+    .unwrap();
+    assert_eq!(staged, ours);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let out = wait_emissary(&pod, &template, tmp.path());
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let repo = pod.root().join("repo/wf/pod-1");
+    // The default strategy: the staged file itself.
+    assert_eq!(std::fs::read(repo.join("d.tgz")).unwrap(), staged);
+    // Another level: gzipped afresh from the same tar.
+    let fast = std::fs::read(repo.join("fast.tgz")).unwrap();
+    assert_ne!(fast, staged);
+    assert_eq!(gunzip(&fast), gunzip(&staged));
+    // none: the file's bytes.
+    assert_eq!(std::fs::read(repo.join("f.txt")).unwrap(), b"file");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pod.root().join("report.json")).unwrap()).unwrap();
+    let artifacts = report["outputs"]["artifacts"].as_array().unwrap();
+    assert_eq!(artifacts.len(), 5, "{report}");
+    assert_eq!(artifacts[2]["size"], 4);
+    // zip: what packing the path makes, byte for byte (the staged tar keeps every mtime).
+    let mut zip = Vec::new();
+    argoexec_archive::pack_to(
+        &work.path().join("dir"),
+        &argoexec_archive::PackFormat::Zip,
+        &mut zip,
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(repo.join("z.zip")).unwrap(), zip);
+    // none of a directory: its files, one object each (the symlink is not stored).
+    let tree = repo.join("dir");
+    assert_eq!(
+        std::fs::read(tree.join("sub/a")).unwrap(),
+        std::fs::read(work.path().join("dir/sub/a")).unwrap()
+    );
+    assert_eq!(std::fs::read(tree.join("b")).unwrap(), b"b\n");
+    assert!(!tree.join("link").exists());
+    assert!(artifacts[4].get("sha256").is_none(), "{report}");
+    // Nothing was written to wait's temp dir.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

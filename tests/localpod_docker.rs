@@ -84,28 +84,37 @@ fn comparable(report: &Value) -> Value {
     })
 }
 
-/// Every file of every `.tgz` in the run's local repository: archive path, entry path -> bytes.
-fn artifacts(work: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut dirs = vec![work.join("artifacts")];
+/// The regular files below `dir`, recursively.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 dirs.push(path);
-                continue;
+            } else if path.is_file() {
+                out.push(path);
             }
-            let key = path.strip_prefix(work).unwrap().display().to_string();
-            let file = std::fs::File::open(&path).unwrap();
-            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-            for entry in archive.entries().unwrap() {
-                let mut entry = entry.unwrap();
-                if entry.header().entry_type().is_file() {
-                    let name = entry.path().unwrap().display().to_string();
-                    let mut bytes = Vec::new();
-                    entry.read_to_end(&mut bytes).unwrap();
-                    out.insert(format!("{key}:{name}"), bytes);
-                }
+        }
+    }
+    out
+}
+
+/// Every file of every `.tgz` in the run's local repository: archive path, entry path -> bytes.
+fn artifacts(work: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for path in files_below(&work.join("artifacts")) {
+        let key = path.strip_prefix(work).unwrap().display().to_string();
+        let file = std::fs::File::open(&path).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.header().entry_type().is_file() {
+                let name = entry.path().unwrap().display().to_string();
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).unwrap();
+                out.insert(format!("{key}:{name}"), bytes);
             }
         }
     }
@@ -118,24 +127,9 @@ fn same_as_pns(name: &str) -> Option<Run> {
         eprintln!("SKIPPED: no Docker Engine answers; run tests/docker-engine (tests/run does)");
         return None;
     }
-    ensure_image(IMAGE, &[Path::new(env!("CARGO_BIN_EXE_argoexec"))]).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let yaml = std::fs::read_to_string(fixture(name)).unwrap();
-    let docker_pod = tmp.path().join("pod.yaml");
-    std::fs::write(&docker_pod, yaml.replace("value: pns", "value: docker")).unwrap();
-    let docker = run(
-        &docker_pod,
-        &tmp.path().join("docker"),
-        &["--backend", "docker", "--image-map", &format!("*={IMAGE}")],
-    );
-    let pns = run(&fixture(name), &tmp.path().join("pns"), &[]);
-    assert_eq!(
-        comparable(&docker.report),
-        comparable(&pns.report),
-        "docker:\n{:#}\npns:\n{:#}",
-        docker.report,
-        pns.report
-    );
+    let (docker, pns) = both_backends(&yaml, tmp.path());
     assert_eq!(artifacts(&docker.work), artifacts(&pns.work));
     // The work directory lives as long as the returned run's checks need it.
     let kept = tmp.keep();
@@ -143,6 +137,30 @@ fn same_as_pns(name: &str) -> Option<Run> {
         report: docker.report,
         work: kept,
     })
+}
+
+/// Runs the PNS pod `yaml` through the namespaces backend and, told to use the docker runtime,
+/// through the engine, in `dir`; checks that they agree; returns (docker, pns).
+fn both_backends(yaml: &str, dir: &Path) -> (Run, Run) {
+    ensure_image(IMAGE, &[Path::new(env!("CARGO_BIN_EXE_argoexec"))]).unwrap();
+    let pns_pod = dir.join("pns.yaml");
+    std::fs::write(&pns_pod, yaml).unwrap();
+    let docker_pod = dir.join("docker.yaml");
+    std::fs::write(&docker_pod, yaml.replace("value: pns", "value: docker")).unwrap();
+    let docker = run(
+        &docker_pod,
+        &dir.join("docker"),
+        &["--backend", "docker", "--image-map", &format!("*={IMAGE}")],
+    );
+    let pns = run(&pns_pod, &dir.join("pns"), &[]);
+    assert_eq!(
+        comparable(&docker.report),
+        comparable(&pns.report),
+        "docker:\n{:#}\npns:\n{:#}",
+        docker.report,
+        pns.report
+    );
+    (docker, pns)
 }
 
 fn cleanup(run: &Run) {
@@ -211,4 +229,116 @@ fn raw_input_artifact_matches_pns() {
         return;
     };
     cleanup(&run);
+}
+
+/// Every file of the run's local repository, archives unpacked: repository path, file path
+/// inside -> bytes.
+fn repository(work: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let root = work.join("artifacts");
+    for path in files_below(&root) {
+        let key = path.strip_prefix(&root).unwrap().display().to_string();
+        let format = if key.ends_with(".zip") {
+            argoexec_archive::UnpackFormat::Zip
+        } else if key.ends_with(".tgz") {
+            argoexec_archive::UnpackFormat::Tar
+        } else {
+            out.insert(key, std::fs::read(&path).unwrap());
+            continue;
+        };
+        let back = tempfile::tempdir().unwrap();
+        let dest = back.path().join("x");
+        let file = std::fs::File::open(&path).unwrap();
+        argoexec_archive::unpack_from(file, &dest, format, &Default::default()).unwrap();
+        for inner in files_below(&dest) {
+            let name = inner.strip_prefix(&dest).unwrap().display();
+            out.insert(format!("{key}:{name}"), std::fs::read(&inner).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn zip_and_as_is_artifacts_from_the_image_match_pns() {
+    if !engine_available() {
+        eprintln!("SKIPPED: no Docker Engine answers; run tests/docker-engine (tests/run does)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(fixture("output-artifact-dir")).unwrap();
+    let artifacts = r#""artifacts":[{"name":"out","path":"/tmp/out"}]"#;
+    assert!(yaml.contains(artifacts));
+    // A pod name of its own: the tests run at once against one engine.
+    let yaml = yaml.replace("output-artifact-dir-9fj3k", "repack-9fj3k").replace(
+        artifacts,
+        r#""artifacts":[{"name":"zipped","path":"/tmp/out","archive":{"zip":{}}},{"name":"plain","path":"/tmp/out/a.txt","archive":{"none":{}}},{"name":"tree","path":"/tmp/out","archive":{"none":{}}}]"#,
+    );
+    let (docker, pns) = both_backends(&yaml, tmp.path());
+    assert_eq!(docker.report["phase"], "Succeeded", "{:#}", docker.report);
+    let stored = repository(&docker.work);
+    assert_eq!(stored, repository(&pns.work));
+    let names: Vec<&str> = stored
+        .keys()
+        .map(|k| k.split_once('/').unwrap().1)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "repack-9fj3k/a.txt",
+            "repack-9fj3k/out/a.txt",
+            "repack-9fj3k/out/sub/b.txt",
+            "repack-9fj3k/zipped.zip:a.txt",
+            "repack-9fj3k/zipped.zip:sub/b.txt",
+        ],
+        "{stored:?}"
+    );
+}
+
+#[test]
+fn a_main_that_cannot_start_fails_the_step_with_the_engines_reason() {
+    if !engine_available() {
+        eprintln!("SKIPPED: no Docker Engine answers; run tests/docker-engine (tests/run does)");
+        return;
+    }
+    ensure_image(IMAGE, &[Path::new(env!("CARGO_BIN_EXE_argoexec"))]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(fixture("failing-main")).unwrap();
+    // main's entrypoint does not exist: docker 20.10 leaves the container `created` with an
+    // error and sends no event. The deadline only turns a regression (wait waiting forever)
+    // into a failure instead of a hang.
+    // A pod name of its own: the tests run at once against one engine.
+    let yaml = yaml
+        .replace("failing-main-p4k9s", "no-start-p4k9s")
+        .replace("value: pns", "value: docker")
+        .replace(
+            "    command:\n    - sh\n",
+            "    command:\n    - /no/such/entrypoint\n",
+        )
+        .replace(
+            "  restartPolicy: Never\n",
+            "  restartPolicy: Never\n  activeDeadlineSeconds: 120\n",
+        );
+    assert!(yaml.contains("/no/such/entrypoint"));
+    let pod = tmp.path().join("pod.yaml");
+    std::fs::write(&pod, yaml).unwrap();
+    let run = run(
+        &pod,
+        &tmp.path().join("work"),
+        &["--backend", "docker", "--image-map", &format!("*={IMAGE}")],
+    );
+    let report = &run.report;
+    assert_eq!(report["phase"], "Failed", "{report:#}");
+    let main = report["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "main")
+        .unwrap();
+    assert_eq!(main["exitCode"], 127, "{report:#}");
+    // The message is wait's: it saw the failed start and names the engine's reason.
+    let message = report["message"].as_str().unwrap();
+    assert!(
+        message.contains("could not start") && message.contains("/no/such/entrypoint"),
+        "{message}"
+    );
 }

@@ -9,6 +9,9 @@ use std::process::{Command, Output, Stdio};
 
 use argoexec_runtime::testns::PodNamespace;
 
+#[path = "support/waitcmd.rs"]
+mod support;
+
 /// Starts container `name` running `script` in the namespace; a thread plays the runner: it
 /// keeps stdout (here also the combined output) in the state dir and writes `exitcode` last.
 fn start_container(ns: &PodNamespace, state: &Path, name: &str, script: &str) {
@@ -47,21 +50,9 @@ fn run_wait(
 /// The wait container's command, with no reporter chosen yet.
 fn wait_command(ns: &PodNamespace, root: &Path, template: &serde_json::Value) -> Command {
     let mut command = ns.command(env!("CARGO_BIN_EXE_argoexec"));
-    command
-        .args(["wait", "--pod-root"])
-        .arg(root)
-        .arg("--termination-log")
-        .arg(root.join("termination-log"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("ARGO_POD_NAME", "pod-1")
-        .env("ARGO_WORKFLOW_NAME", "wf")
-        .env("ARGO_CONTAINER_NAME", "wait")
-        .env("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")
-        .env("ARGO_TEMPLATE", template.to_string())
+    support::wait_command(&mut command, root, "pns", template)
         .env("ARGO_TERMINATION_GRACE_PERIOD_SECONDS", "1")
-        .env("ARGOEXEC_POD_STATE_DIR", root.join("state"))
-        .env("ARGOEXEC_LOCAL_REPOSITORY", root.join("repo"));
+        .env("ARGOEXEC_POD_STATE_DIR", root.join("state"));
     command
 }
 

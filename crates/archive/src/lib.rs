@@ -11,7 +11,9 @@
 //! [`bytes::Bytes`], so memory stays at a few MiB whatever the size.
 //!
 //! [`repack_to`] and [`repack_stream`] do the same for a path that comes as a tar stream (docker's
-//! archive endpoint): gzipped as it is, or its one file's bytes.
+//! archive endpoint): gzipped as it is, or its one file's bytes; [`repack_gzip_stream`] takes
+//! the tar gzip-compressed (the emissary's staged `.tgz`). [`tar_files`] hands out the files of
+//! such a stream one by one, for a directory stored as is.
 //!
 //! # Unpacking
 //! [`unpack_from`] is the sync core, [`unpack`] runs it on a blocking thread behind an
@@ -47,5 +49,8 @@ pub use error::{Error, Refusal};
 pub use format::{ArchiveKind, PackFormat, UnpackFormat};
 pub use mode::{apply_mode, dir_mode};
 pub use pack::{PackStats, pack_to, repack_to};
-pub use stream::{PackStream, pack_stream, repack_stream, unpack};
+pub use stream::{
+    PackStream, TarFile, TarFiles, pack_stream, repack_gzip_stream, repack_stream, tar_files,
+    unpack,
+};
 pub use unpack::{Limits, UnpackStats, unpack_from};

@@ -74,14 +74,9 @@ pub fn pack_to<W: Write>(src: &Path, format: &PackFormat, out: W) -> Result<Pack
             gzip.finish().map_err(pack_err)?
         }
         PackFormat::Zip => {
-            let mut sink = ZipSink {
-                writer: ZipWriter::new_stream(out),
-            };
+            let mut sink = ZipSink::new(out);
             walk(src, Path::new(&name), &meta, &mut sink, &mut stats)?;
-            sink.writer
-                .finish()
-                .map_err(|err| pack_err(io::Error::other(err)))?
-                .into_inner()
+            sink.finish().map_err(pack_err)?
         }
     };
     let mut out = out;
@@ -211,13 +206,18 @@ struct ZipSink<W: Write> {
 /// zip's extended-timestamp extra field (0x5455): exact Unix mtime, which Go and Info-ZIP read.
 const EXTENDED_TIMESTAMP: u16 = 0x5455;
 
-fn zip_options(meta: &Metadata) -> io::Result<FileOptions<'static, 'static, ExtendedFileOptions>> {
-    let mtime = meta.mtime();
+/// The options of one zip entry: deflate, the permission bits, the mtime both as a DOS time and
+/// exactly (extended timestamp); zip64 when a file of `size` bytes may reach 4 GiB.
+fn zip_options(
+    mode: u32,
+    mtime: i64,
+    size: Option<u64>,
+) -> io::Result<FileOptions<'static, 'static, ExtendedFileOptions>> {
     let mut options = FileOptions::<ExtendedFileOptions>::default()
         .compression_method(CompressionMethod::Deflated)
-        .unix_permissions(meta.mode() & 0o7777)
-        // zip64 when the entry may reach 4 GiB; the margin covers deflate's worst-case growth.
-        .large_file(meta.is_file() && meta.len() >= u64::from(u32::MAX) - (16 << 20));
+        .unix_permissions(mode & 0o7777)
+        // The margin covers deflate's worst-case growth.
+        .large_file(size.is_some_and(|size| size >= u64::from(u32::MAX) - (16 << 20)));
     if let Some(dos) = dostime::to_dos(mtime) {
         options = options.last_modified_time(dos);
     }
@@ -237,31 +237,133 @@ fn zip_name(name: &Path) -> io::Result<String> {
         .ok_or_else(|| invalid("zip needs UTF-8 names"))
 }
 
-impl<W: Write> Sink for ZipSink<W> {
-    fn dir(&mut self, name: &Path, meta: &Metadata) -> io::Result<()> {
-        let name = zip_name(name)? + "/";
+/// What a zip entry keeps of a file's metadata, from the file system or from a tar header.
+struct ZipMeta {
+    mode: u32,
+    mtime: i64,
+}
+
+impl From<&Metadata> for ZipMeta {
+    fn from(meta: &Metadata) -> Self {
+        ZipMeta {
+            mode: meta.mode(),
+            mtime: meta.mtime(),
+        }
+    }
+}
+
+impl<W: Write> ZipSink<W> {
+    fn new(out: W) -> Self {
+        ZipSink {
+            writer: ZipWriter::new_stream(out),
+        }
+    }
+
+    fn add_dir(&mut self, name: &Path, meta: &ZipMeta) -> io::Result<()> {
+        // A tar names a directory with a trailing `/`, a walk without.
+        let name = zip_name(name)?.trim_end_matches('/').to_owned() + "/";
         self.writer
-            .add_directory(name, zip_options(meta)?)
+            .add_directory(name, zip_options(meta.mode, meta.mtime, None)?)
             .map_err(io::Error::other)
     }
 
-    fn file(&mut self, name: &Path, meta: &Metadata, data: &mut dyn Read) -> io::Result<()> {
+    fn add_file(
+        &mut self,
+        name: &Path,
+        meta: &ZipMeta,
+        size: u64,
+        data: &mut dyn Read,
+    ) -> io::Result<()> {
         self.writer
-            .start_file(zip_name(name)?, zip_options(meta)?)
+            .start_file(
+                zip_name(name)?,
+                zip_options(meta.mode, meta.mtime, Some(size))?,
+            )
             .map_err(io::Error::other)?;
         io::copy(data, &mut self.writer)?;
         Ok(())
     }
 
-    fn symlink(&mut self, name: &Path, target: &Path, meta: &Metadata) -> io::Result<()> {
+    fn add_symlink(&mut self, name: &Path, target: &Path, meta: &ZipMeta) -> io::Result<()> {
         let target = target
             .to_str()
             .ok_or_else(|| invalid("zip needs UTF-8 symlink targets"))?;
-        let options = zip_options(meta)?.unix_permissions(0o777);
+        let options = zip_options(0o777, meta.mtime, None)?;
         self.writer
             .add_symlink(zip_name(name)?, target, options)
             .map_err(io::Error::other)
     }
+
+    /// Writes the central directory; returns the inner writer.
+    fn finish(self) -> io::Result<W> {
+        self.writer
+            .finish()
+            .map(StreamWriter::into_inner)
+            .map_err(io::Error::other)
+    }
+}
+
+impl<W: Write> Sink for ZipSink<W> {
+    fn dir(&mut self, name: &Path, meta: &Metadata) -> io::Result<()> {
+        self.add_dir(name, &meta.into())
+    }
+
+    fn file(&mut self, name: &Path, meta: &Metadata, data: &mut dyn Read) -> io::Result<()> {
+        self.add_file(name, &meta.into(), meta.len(), data)
+    }
+
+    fn symlink(&mut self, name: &Path, target: &Path, meta: &Metadata) -> io::Result<()> {
+        self.add_symlink(name, target, &meta.into())
+    }
+}
+
+/// Writes the entries of `tar` into `zip`, in the tar's order; a hard link is refused (its data
+/// went by earlier in the stream), devices and fifos are skipped as [`pack_to`] skips them.
+fn tar_to_zip<R: Read, W: Write>(
+    tar: R,
+    zip: &mut ZipSink<W>,
+    stats: &mut PackStats,
+) -> io::Result<()> {
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let name = entry.path()?.into_owned();
+        let header = entry.header();
+        let meta = ZipMeta {
+            mode: header.mode()?,
+            mtime: i64::try_from(header.mtime()?).unwrap_or(i64::MAX),
+        };
+        match header.entry_type() {
+            tar::EntryType::Directory => zip.add_dir(&name, &meta)?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.size();
+                zip.add_file(&name, &meta, size, &mut entry)?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()?
+                    .ok_or_else(|| invalid("a symbolic link without a target"))?
+                    .into_owned();
+                zip.add_symlink(&name, &target, &meta)?;
+            }
+            tar::EntryType::Link => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!(
+                        "{} is a hard link: a zip made from a tar stream cannot hold one",
+                        name.display()
+                    ),
+                ));
+            }
+            kind if kind.is_pax_global_extensions() => continue,
+            _ => {
+                warn!(path = %name.display(), "not packing a special file");
+                continue;
+            }
+        }
+        stats.entries += 1;
+    }
+    Ok(())
 }
 
 /// A file's bytes, exactly as many as its header announced: tar writes the size first, so a file
@@ -317,8 +419,9 @@ fn invalid(message: &'static str) -> io::Error {
 /// Re-packs `tar`, a tar stream whose one top-level entry is the artifact (what docker's archive
 /// endpoint or `tar cf -` in a container gives), into `out` in `format`; `label` names it in
 /// errors. tar+gzip compresses the stream as it is (Argo: `docker cp ... - | gzip`), tar copies
-/// it, as-is writes the bytes of its one entry, which must be a regular file. zip is refused:
-/// Argo's docker executor could not make one from a container's path either.
+/// it, as-is writes the bytes of its one entry, which must be a regular file (a directory is
+/// [`Error::PackDirectoryAsIs`]), zip writes each entry as [`pack_to`] would (a hard link, whose
+/// data went by earlier in the stream, is refused).
 pub fn repack_to<R: Read, W: Write>(
     tar: R,
     label: &Path,
@@ -365,10 +468,9 @@ pub fn repack_to<R: Read, W: Write>(
             stats.entries = 1;
         }
         PackFormat::Zip => {
-            return Err(pack_err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "zip from a container's archive stream is not supported: use tar or none",
-            )));
+            let mut zip = ZipSink::new(&mut out);
+            tar_to_zip(&mut tar, &mut zip, &mut stats).map_err(pack_err)?;
+            zip.finish().map_err(pack_err)?;
         }
     }
     out.flush().map_err(pack_err)?;

@@ -23,7 +23,6 @@ mod retry;
 mod signals;
 mod spawn;
 mod supervise;
-mod watch;
 
 use std::path::PathBuf;
 
@@ -31,7 +30,6 @@ use argoexec_template::Template;
 
 pub use ctr::{AFTER, BEFORE, COMBINED, CtrDir, EXITCODE, SIGNAL, STDOUT};
 pub use error::Error;
-pub use outputs::{artifact_archive, parameter_copy};
 pub use retry::Retry;
 
 /// How an emissary is set up: what the environment and the command line said.

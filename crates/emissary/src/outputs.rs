@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use argoexec_archive::PackFormat;
 use argoexec_executor::overlapping_mount;
+use argoexec_runtime::{staged_artifact, staged_parameter};
 use argoexec_template::Template;
 
 use crate::Error;
@@ -19,22 +20,6 @@ use crate::Error;
 pub(crate) struct Staged {
     /// Files written under `outputs/`.
     pub(crate) files: Vec<PathBuf>,
-}
-
-/// Where an output parameter's copy goes: `<var_run_argo>/outputs/parameters/<path>`.
-pub fn parameter_copy(var_run_argo: &Path, path: &str) -> PathBuf {
-    var_run_argo
-        .join("outputs/parameters")
-        .join(path.trim_start_matches('/'))
-}
-
-/// Where an output artifact's archive goes: `<var_run_argo>/outputs/artifacts/<path>.tgz`, the
-/// path without its trailing `/`.
-pub fn artifact_archive(var_run_argo: &Path, path: &str) -> PathBuf {
-    let path = path.trim_start_matches('/').trim_end_matches('/');
-    var_run_argo
-        .join("outputs/artifacts")
-        .join(format!("{path}.tgz"))
 }
 
 /// Stages every output parameter (`valueFrom.path`) and artifact (`path`) of `template`, with
@@ -57,7 +42,7 @@ pub(crate) fn stage(
         if skipped(template, root, path, "parameter") {
             continue;
         }
-        let dst = parameter_copy(var_run_argo, path);
+        let dst = staged_parameter(var_run_argo, path);
         tracing::info!(src = path, dst = %dst.display(), "saving parameter");
         copy_file(&inside(root, path), &dst).map_err(|source| output(path, source))?;
         staged.files.push(dst);
@@ -71,7 +56,7 @@ pub(crate) fn stage(
         if skipped(template, root, path, "artifact") {
             continue;
         }
-        let dst = artifact_archive(var_run_argo, path);
+        let dst = staged_artifact(var_run_argo, path);
         tracing::info!(src = path, dst = %dst.display(), "saving artifact");
         pack(&inside(root, path), &dst).map_err(|source| output(path, source))?;
         staged.files.push(dst);

@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use argoexec_runtime::DirWatch;
 use argoexec_template::Template;
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
@@ -15,7 +16,6 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use crate::ctr::{self, CtrDir};
 use crate::signals::stops_waiting;
 use crate::spawn::{self, Child};
-use crate::watch::DirWatch;
 use crate::{Emissary, Error, MAIN_CONTAINER, Retry, outputs};
 
 /// How long the command's output pipes are still read after it exited, when a process it left

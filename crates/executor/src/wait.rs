@@ -630,8 +630,73 @@ async fn upload(
 enum Staged {
     /// A path this process can read (a volume, PNS's view of main's root).
     Local(PathBuf),
-    /// A tar stream of the path from the runtime (docker's archive endpoint).
-    Tar(argoexec_runtime::ByteStream),
+    /// A tar stream of the path from the runtime (docker's archive endpoint, the emissary's
+    /// staged `.tgz`).
+    Tar(TarStream),
+}
+
+/// A tar stream of a container's path, as the runtime gave it.
+struct TarStream {
+    stream: argoexec_runtime::ByteStream,
+    /// gzip-compressed by our own packer at the default level ([`PathSource::TarGz`]).
+    gzipped: bool,
+}
+
+impl TarStream {
+    /// The stream of a path source, if it is one.
+    fn of(source: PathSource) -> Result<Self, PathBuf> {
+        match source {
+            PathSource::Tar(stream) => Ok(Self {
+                stream,
+                gzipped: false,
+            }),
+            PathSource::TarGz(stream) => Ok(Self {
+                stream,
+                gzipped: true,
+            }),
+            PathSource::Local(local) => Err(local),
+        }
+    }
+
+    /// The artifact's bytes in `format`: the stream itself when it is already what packing
+    /// would make, else re-packed on a thread of its own.
+    fn into_body(self, path: &Path, format: PackFormat) -> ByteStream {
+        if self.gzipped && format == PackFormat::default() {
+            return self.stream;
+        }
+        let reader = tokio_util::io::StreamReader::new(self.stream);
+        if self.gzipped {
+            argoexec_archive::repack_gzip_stream(reader, path, format).boxed()
+        } else {
+            argoexec_archive::repack_stream(reader, path, format).boxed()
+        }
+    }
+
+    /// Stores the path as is (`archive: none`): a file's bytes at `key`, a directory's files
+    /// under `key/`, as [`upload`] does for a local path; the digest of a file, none for a
+    /// directory.
+    async fn upload_as_is(
+        self,
+        driver: &StoreDriver,
+        key: &str,
+        path: &Path,
+    ) -> Result<Option<Digest>, UploadError> {
+        let reader = tokio_util::io::StreamReader::new(self.stream);
+        let mut files = argoexec_archive::tar_files(reader, self.gzipped, path);
+        let mut digest = None;
+        while let Some(file) = files.next().await {
+            let file = file.map_err(UploadError::Pack)?;
+            if file.path.is_empty() {
+                let (body, digested) = Digesting::new(file.body.boxed());
+                driver.put(key, body.boxed()).await?;
+                digest = digested.get();
+            } else {
+                let key = format!("{}/{}", key.trim_end_matches('/'), file.path);
+                driver.put(&key, file.body.boxed()).await?;
+            }
+        }
+        Ok(digest)
+    }
 }
 
 /// The container path a tar stream comes from, to ask for it again on a retry.
@@ -641,13 +706,14 @@ struct TarFrom<'a, R> {
     path: &'a Path,
 }
 
-/// Uploads a path the runtime gave as a tar stream, re-packed in `format` (none: the one file's
-/// bytes); each retry asks the runtime for a fresh stream.
+/// Uploads a path the runtime gave as a tar stream, re-packed in `format` unless it already is in
+/// that format, or as is (none: a file's bytes, a directory's files); each retry asks the runtime
+/// for a fresh stream.
 async fn upload_tar<R: ContainerRuntime>(
     driver: &StoreDriver,
     key: &str,
     from: TarFrom<'_, R>,
-    first: argoexec_runtime::ByteStream,
+    first: TarStream,
     format: Option<PackFormat>,
     retry: &RetryPolicy,
 ) -> Result<Option<Digest>, RetryError<UploadError>> {
@@ -657,31 +723,31 @@ async fn upload_tar<R: ContainerRuntime>(
             let given = first.lock().ok().and_then(|mut first| first.take());
             let tar = match given {
                 Some(tar) => tar,
-                None => match from.runtime.open_path(from.container, from.path).await {
-                    Ok(PathSource::Tar(tar)) => tar,
-                    Ok(PathSource::Local(local)) => {
-                        return Err(UploadError::Storage(argoexec_storage::Error::io(
+                None => {
+                    let source = from
+                        .runtime
+                        .open_path(from.container, from.path)
+                        .await
+                        .map_err(|e| {
+                            UploadError::Storage(argoexec_storage::Error::io(
+                                "read",
+                                from.path.display().to_string(),
+                                std::io::Error::other(chain(&e)),
+                            ))
+                        })?;
+                    TarStream::of(source).map_err(|local| {
+                        UploadError::Storage(argoexec_storage::Error::io(
                             "read",
                             local.display().to_string(),
                             std::io::Error::other("expected a tar stream from the runtime"),
-                        )));
-                    }
-                    Err(e) => {
-                        return Err(UploadError::Storage(argoexec_storage::Error::io(
-                            "read",
-                            from.path.display().to_string(),
-                            std::io::Error::other(chain(&e)),
-                        )));
-                    }
-                },
+                        ))
+                    })?
+                }
             };
-            let reader = tokio_util::io::StreamReader::new(tar);
-            let body = argoexec_archive::repack_stream(
-                reader,
-                from.path,
-                format.unwrap_or(PackFormat::AsIs),
-            );
-            let (body, digest) = Digesting::new(body.boxed());
+            let Some(format) = format else {
+                return tar.upload_as_is(driver, key, from.path).await;
+            };
+            let (body, digest) = Digesting::new(tar.into_body(from.path, format));
             driver.put(key, body.boxed()).await?;
             Ok(digest.get())
         })
@@ -734,8 +800,7 @@ async fn save_artifact<R: ContainerRuntime, S: Secrets>(
     tracing::info!(artifact = %name, %path, "Staging artifact");
     let staged = if is_base_image_path(template, &path) {
         match runtime.open_path(main, Path::new(&path)).await {
-            Ok(PathSource::Local(local)) => Staged::Local(local),
-            Ok(PathSource::Tar(tar)) => Staged::Tar(tar),
+            Ok(source) => TarStream::of(source).map_or_else(Staged::Local, Staged::Tar),
             Err(err) if err.is_not_found() && artifact.is_optional() => {
                 tracing::warn!(artifact = %name, %path, "Ignoring optional artifact which does not exist");
                 return Ok(false);

@@ -290,8 +290,9 @@ impl Pod<'_> {
             }
             let container = self.create(index, *role, c, &sandbox).await?;
             made.push(container.id.clone());
-            self.start(&container, supervisor, results).await?;
-            self.supervise(vec![container], supervisor, results).await;
+            if self.start(&container, supervisor, results).await? {
+                self.supervise(vec![container], supervisor, results).await;
+            }
             if results[index].exit_code != Some(0) || supervisor.deadline_exceeded {
                 return Ok(());
             }
@@ -305,10 +306,13 @@ impl Pod<'_> {
             made.push(container.id.clone());
             group.push(container);
         }
-        for container in &group {
-            self.start(container, supervisor, results).await?;
+        let mut started = Vec::with_capacity(group.len());
+        for container in group {
+            if self.start(&container, supervisor, results).await? {
+                started.push(container);
+            }
         }
-        self.supervise(group, supervisor, results).await;
+        self.supervise(started, supervisor, results).await;
         Ok(())
     }
 
@@ -438,20 +442,37 @@ impl Pod<'_> {
         })
     }
 
+    /// Starts the container; `false` when the engine could not run its process (recorded as
+    /// its exit).
     async fn start(
         &self,
         container: &Made,
         supervisor: &Supervisor,
         results: &mut [ContainerResult],
-    ) -> Result<(), Error> {
-        self.docker
-            .start_container(&container.id, None)
-            .await
-            .map_err(self.fail(format!("start container {}", container.name)))?;
+    ) -> Result<bool, Error> {
+        if let Err(e) = self.docker.start_container(&container.id, None).await {
+            // A container whose process cannot run (a missing entrypoint) ends as the kubelet
+            // records it: terminated with the engine's exit code; the pod goes on without it.
+            let state = self
+                .docker
+                .inspect_container(&container.id, None)
+                .await
+                .ok()
+                .and_then(|inspected| inspected.state)
+                .filter(|state| state.error.as_deref().is_some_and(|e| !e.is_empty()));
+            let Some(code) = state.and_then(|state| state.exit_code) else {
+                return Err(self.fail(format!("start container {}", container.name))(e));
+            };
+            let code = i32::try_from(code).unwrap_or(i32::MAX);
+            tracing::warn!(container = %container.name, code, error = %e, "Container could not start");
+            self.record(container, Some(code)).await;
+            results[container.index].exit_code = Some(code);
+            return Ok(false);
+        }
         let after = supervisor.started.elapsed();
         results[container.index].started_after = Some(after);
         tracing::info!(container = %container.name, after_ms = after.as_secs_f64() * 1e3, "Container started");
-        Ok(())
+        Ok(true)
     }
 
     /// Waits until every container of the group has exited, enforcing the deadline and the

@@ -7,8 +7,8 @@
 //!   sent the second).
 //! - Files: the emissary of `main` stages each output parameter at `outputs/parameters/<path>`
 //!   and each output artifact as `outputs/artifacts/<path>.tgz`; nothing else of main's image is
-//!   reachable. An artifact is unpacked into a directory this runtime owns and given as a local
-//!   path, valid while the runtime lives.
+//!   reachable. An artifact is given as its staged `.tgz`, streamed from the file
+//!   ([`PathSource::TarGz`]): no temp file, and no re-compression for the default strategy.
 //! - Logs: `ctr/<c>/stdout` and `combined`, which the emissary writes only when the template needs
 //!   them (script result, `archiveLogs`).
 
@@ -22,6 +22,8 @@ use crate::{ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStr
 
 /// How long to wait for `exitcode` after writing SIGKILL to the signal file (Argo: 10 s).
 const AFTER_KILL: Duration = Duration::from_secs(10);
+/// Bytes per read of a staged archive.
+const STREAM_CHUNK: usize = 256 * 1024;
 /// A bound long enough to mean "until it happens".
 const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -29,8 +31,6 @@ const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 #[derive(Debug)]
 pub struct Emissary {
     var_run_argo: PathBuf,
-    /// Where staged artifacts are unpacked for wait; made on first use.
-    unpacked: tokio::sync::OnceCell<tempfile::TempDir>,
 }
 
 impl Emissary {
@@ -38,7 +38,6 @@ impl Emissary {
     pub fn new(var_run_argo: impl Into<PathBuf>) -> Self {
         Self {
             var_run_argo: var_run_argo.into(),
-            unpacked: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -88,14 +87,24 @@ impl Emissary {
             .parse()
             .ok()
     }
+}
 
-    fn staged_artifact(&self, path: &Path) -> PathBuf {
-        let inside = path.to_string_lossy();
-        let inside = inside.trim_start_matches('/').trim_end_matches('/');
-        self.var_run_argo
-            .join("outputs/artifacts")
-            .join(format!("{inside}.tgz"))
-    }
+/// Where the emissary of `main` stages the output parameter file `path` for wait:
+/// `<var_run_argo>/outputs/parameters/<path>` (Argo's layout).
+pub fn staged_parameter(var_run_argo: &Path, path: &str) -> PathBuf {
+    var_run_argo
+        .join("outputs/parameters")
+        .join(path.trim_start_matches('/'))
+}
+
+/// Where the emissary of `main` stages the output artifact `path` for wait, as tar+gzip:
+/// `<var_run_argo>/outputs/artifacts/<path>.tgz`, the path without its trailing `/` (Argo's
+/// layout).
+pub fn staged_artifact(var_run_argo: &Path, path: &str) -> PathBuf {
+    let path = path.trim_start_matches('/').trim_end_matches('/');
+    var_run_argo
+        .join("outputs/artifacts")
+        .join(format!("{path}.tgz"))
 }
 
 impl ContainerRuntime for Emissary {
@@ -166,50 +175,31 @@ impl ContainerRuntime for Emissary {
         }
     }
 
+    /// The staged `.tgz` as it is, streamed from the file: the emissary packed it exactly as a
+    /// save of the path packs the default tar+gzip, so wait uploads it unchanged for that strategy
+    /// and decompresses it for any other.
     #[tracing::instrument(level = "debug", skip(self))]
     async fn open_path(&self, container: &str, path: &Path) -> Result<PathSource, Error> {
-        let archive = self.staged_artifact(path);
-        let not_found = || Error::PathNotFound {
-            container: container.to_owned(),
-            path: path.to_owned(),
-        };
-        let file = match std::fs::File::open(&archive) {
+        use futures::StreamExt as _;
+        let archive = staged_artifact(&self.var_run_argo, &path.to_string_lossy());
+        let file = match tokio::fs::File::open(&archive).await {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::PathNotFound {
+                    container: container.to_owned(),
+                    path: path.to_owned(),
+                });
+            }
             Err(e) => return Err(Error::io(format!("open {}", archive.display()), e)),
         };
-        let name = path.file_name().ok_or_else(not_found)?.to_owned();
-        let base = self
-            .unpacked
-            .get_or_try_init(|| async {
-                tempfile::Builder::new()
-                    .prefix("argoexec-emissary-")
-                    .tempdir()
-                    .map_err(|e| Error::io("create a directory for staged artifacts", e))
-            })
-            .await?;
-        // One directory per artifact: two artifacts may share a base name.
-        let dir = tempfile::Builder::new()
-            .prefix("artifact-")
-            .tempdir_in(base.path())
-            .map_err(|e| Error::io("create a directory for a staged artifact", e))?
-            .keep();
-        let target = dir.clone();
-        tokio::task::spawn_blocking(move || {
-            tar::Archive::new(flate2::read::GzDecoder::new(file)).unpack(&target)
-        })
-        .await
-        .map_err(|join| Error::io("unpack a staged artifact", io::Error::other(join)))?
-        .map_err(|e| Error::io(format!("unpack {}", archive.display()), e))?;
-        Ok(PathSource::Local(dir.join(name)))
+        Ok(PathSource::TarGz(
+            tokio_util::io::ReaderStream::with_capacity(file, STREAM_CHUNK).boxed(),
+        ))
     }
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn read_file(&self, container: &str, path: &Path) -> Result<Vec<u8>, Error> {
-        let staged = self
-            .var_run_argo
-            .join("outputs/parameters")
-            .join(path.strip_prefix("/").unwrap_or(path));
+        let staged = staged_parameter(&self.var_run_argo, &path.to_string_lossy());
         tokio::fs::read(&staged).await.map_err(|source| {
             if source.kind() == io::ErrorKind::NotFound {
                 Error::PathNotFound {
@@ -269,15 +259,20 @@ mod tests {
         header.set_mode(0o644);
         tar.append_data(&mut header, "out/a", &b"a"[..]).unwrap();
         tar.into_inner().unwrap().finish().unwrap();
-        let PathSource::Local(local) = runtime
+        let PathSource::TarGz(stream) = runtime
             .open_path("main", Path::new("/tmp/out/"))
             .await
             .unwrap()
         else {
-            panic!("not local")
+            panic!("not the staged tar.gz")
         };
-        assert_eq!(local.file_name().unwrap(), "out");
-        assert_eq!(std::fs::read(local.join("a")).unwrap(), b"a");
+        let bytes: Vec<u8> =
+            futures::TryStreamExt::try_concat(futures::TryStreamExt::map_ok(stream, |chunk| {
+                chunk.to_vec()
+            }))
+            .await
+            .unwrap();
+        assert_eq!(bytes, std::fs::read(&tgz).unwrap());
         assert!(
             runtime
                 .open_path("main", Path::new("/tmp/missing"))

@@ -28,7 +28,7 @@ pub use docker::{
     CONTAINER_NAME_LABEL, Docker, DockerOptions, POD_NAME_LABEL, POD_NAMESPACE_LABEL, SANDBOX_NAME,
 };
 #[cfg(feature = "emissary")]
-pub use emissary::Emissary;
+pub use emissary::{Emissary, staged_artifact, staged_parameter};
 #[cfg(feature = "test-util")]
 pub use fake::{FakeContainer, FakeRuntime};
 #[cfg(feature = "pns")]
@@ -36,3 +36,5 @@ pub use pns::{DEFAULT_EXIT_CODE_WAIT, Pns, PnsOptions};
 pub use runtime::{
     ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
 };
+#[cfg(any(feature = "pns", feature = "emissary"))]
+pub use state_dir::DirWatch;

@@ -55,6 +55,11 @@ pub enum PathSource {
     /// A tar stream whose one top-level entry is the path's base name (docker's archive
     /// endpoint, `tar cf -` through exec).
     Tar(ByteStream),
+    /// A gzip-compressed tar stream whose one top-level entry is the path's base name, packed the
+    /// way `wait` packs an output with Argo's default strategy (`argoexec_archive::pack_to`,
+    /// tar+gzip at level 6): for that strategy it is the artifact as is (the emissary's staged
+    /// `.tgz`).
+    TarGz(ByteStream),
 }
 
 impl std::fmt::Debug for PathSource {
@@ -62,6 +67,7 @@ impl std::fmt::Debug for PathSource {
         match self {
             Self::Local(path) => f.debug_tuple("Local").field(path).finish(),
             Self::Tar(_) => f.write_str("Tar(..)"),
+            Self::TarGz(_) => f.write_str("TarGz(..)"),
         }
     }
 }
@@ -91,6 +97,17 @@ pub enum Error {
         runtime: &'static str,
         /// What was asked, as a verb phrase.
         what: &'static str,
+    },
+    /// The container was started but its process never ran (a missing or non-executable
+    /// entrypoint); `message` is the engine's.
+    #[error("container {container:?} could not start (exit code {code}): {message}")]
+    StartFailed {
+        /// The container's name.
+        container: String,
+        /// The exit code the engine recorded (127: not found, 126: not executable).
+        code: i32,
+        /// Why, as the engine put it.
+        message: String,
     },
     /// The container's root filesystem is gone (it exited before its root was held).
     #[error("the filesystem of container {container:?} is no longer reachable")]
@@ -186,7 +203,7 @@ pub trait ContainerRuntime: Send + Sync {
         async move {
             let local = match self.open_path(container, path).await? {
                 PathSource::Local(local) => local,
-                PathSource::Tar(_) => {
+                PathSource::Tar(_) | PathSource::TarGz(_) => {
                     return Err(Error::Unsupported {
                         runtime: self.name(),
                         what: "read a single file out of a tar stream",

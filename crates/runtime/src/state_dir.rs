@@ -5,7 +5,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -115,32 +115,70 @@ async fn read_code(path: &Path) -> io::Result<Option<i32>> {
     }
 }
 
-fn watch_dir(dir: &Path) -> io::Result<AsyncFd<std::os::fd::OwnedFd>> {
-    let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
-    inotify::add_watch(
-        &fd,
-        dir,
-        inotify::WatchFlags::CLOSE_WRITE
-            | inotify::WatchFlags::MOVED_TO
-            | inotify::WatchFlags::CREATE,
-    )?;
-    register(fd)
+fn watch_dir(dir: &Path) -> io::Result<AsyncFd<OwnedFd>> {
+    register(DirWatch::new(dir)?.into())
 }
 
 /// Resolves at the next change in the watched directory, after draining the events.
-async fn changed(watch: &AsyncFd<std::os::fd::OwnedFd>) -> io::Result<()> {
+async fn changed(watch: &AsyncFd<OwnedFd>) -> io::Result<()> {
     let mut guard = watch.readable().await?;
-    let mut buf = [MaybeUninit::<u8>::uninit(); 1024];
-    let mut reader = inotify::Reader::new(watch.get_ref(), &mut buf);
+    drain(watch.get_ref().as_fd())?;
+    guard.clear_ready();
+    Ok(())
+}
+
+/// An inotify watch on one directory of the pod state directory (`ctr/<c>/`): a file written
+/// there (closed after writing, renamed or created into place) makes it readable. Both sides of
+/// the protocol use it: wait's runtimes through tokio, the emissary in its `poll` loop.
+#[derive(Debug)]
+pub struct DirWatch {
+    fd: OwnedFd,
+}
+
+impl DirWatch {
+    /// Watches `dir`, which must exist.
+    pub fn new(dir: &Path) -> io::Result<Self> {
+        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
+        inotify::add_watch(
+            &fd,
+            dir,
+            inotify::WatchFlags::CLOSE_WRITE
+                | inotify::WatchFlags::MOVED_TO
+                | inotify::WatchFlags::CREATE,
+        )?;
+        Ok(Self { fd })
+    }
+
+    /// Reads every pending event, so the watch is quiet until the next change.
+    pub fn drain(&self) -> io::Result<()> {
+        drain(self.fd.as_fd())
+    }
+}
+
+impl AsFd for DirWatch {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl From<DirWatch> for OwnedFd {
+    fn from(watch: DirWatch) -> Self {
+        watch.fd
+    }
+}
+
+/// Reads every pending event of the non-blocking inotify descriptor `fd`.
+fn drain(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+    let mut reader = inotify::Reader::new(fd, &mut buf);
     loop {
         match reader.next() {
             Ok(_) => {}
-            Err(Errno::AGAIN) => break,
+            Err(Errno::AGAIN) => return Ok(()),
+            Err(Errno::INTR) => {}
             Err(errno) => return Err(errno.into()),
         }
     }
-    guard.clear_ready();
-    Ok(())
 }
 
 /// Registers `fd` with tokio's reactor for readability.

@@ -43,23 +43,48 @@ impl Pod {
 
     /// Starts container `name` running `script` with busybox sh; returns its id.
     fn run(&self, name: &str, script: &str) -> String {
-        docker_ok(&[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--label",
-            &format!("{POD_NAMESPACE_LABEL}={NAMESPACE}"),
-            "--label",
-            &format!("{POD_NAME_LABEL}={}", self.name),
-            "--label",
-            &format!("{CONTAINER_NAME_LABEL}={name}"),
-            IMAGE,
-            "sh",
-            "-c",
-            script,
+        self.docker(
+            &["run", "-d", "--network", "none"],
+            name,
+            &["sh", "-c", script],
+        )
+    }
+
+    /// Creates container `name` joined to the sandbox's network and PID namespace, as the
+    /// kubelet makes a pod's containers, running `command`, without starting it; returns its id.
+    fn create(&self, name: &str, command: &str) -> String {
+        let sandbox = docker_ok(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label={POD_NAME_LABEL}={}", self.name),
+            "--filter",
+            &format!("label={CONTAINER_NAME_LABEL}=POD"),
         ])
-        .unwrap()
+        .unwrap();
+        let joined = format!("container:{}", sandbox.trim());
+        let id = self.docker(
+            &["create", "--network", &joined, "--pid", &joined],
+            name,
+            &[command],
+        );
+        id.trim().to_owned()
+    }
+
+    /// `docker <how> <the pod's labels for container name> IMAGE <command>`.
+    fn docker(&self, how: &[&str], name: &str, command: &[&str]) -> String {
+        let labels = [
+            format!("{POD_NAMESPACE_LABEL}={NAMESPACE}"),
+            format!("{POD_NAME_LABEL}={}", self.name),
+            format!("{CONTAINER_NAME_LABEL}={name}"),
+        ];
+        let mut args: Vec<&str> = how.to_vec();
+        for label in &labels {
+            args.extend(["--label", label]);
+        }
+        args.push(IMAGE);
+        args.extend(command);
+        docker_ok(&args).unwrap()
     }
 
     fn runtime(&self) -> Docker {
@@ -251,4 +276,151 @@ async fn logs_are_stdout_alone_or_both_streams() {
         &combined[..80]
     );
     assert!(combined.ends_with("\n19999\n20000\n"));
+}
+
+/// `path` of `main` through the docker runtime's tar stream.
+async fn tar_of(
+    docker: &Docker,
+    path: &str,
+) -> tokio_util::io::StreamReader<argoexec_runtime::ByteStream, bytes::Bytes> {
+    let PathSource::Tar(stream) = docker.open_path("main", Path::new(path)).await.unwrap() else {
+        panic!("the docker runtime gives tar streams");
+    };
+    tokio_util::io::StreamReader::new(stream)
+}
+
+#[tokio::test]
+async fn the_engines_tar_stream_repacks_as_zip_and_as_is() {
+    use argoexec_archive::{PackFormat, UnpackFormat};
+    use futures::TryStreamExt as _;
+    let Some(pod) = Pod::new("repack") else {
+        return;
+    };
+    let docker = pod.runtime();
+    pod.run(
+        "main",
+        "mkdir -p /tmp/out/sub/empty && printf 'one' > /tmp/out/a.txt && seq 1 50000 > /tmp/out/sub/b.txt \
+         && ln -s a.txt /tmp/out/link && mkdir /tmp/linked && echo x > /tmp/linked/x && ln /tmp/linked/x /tmp/linked/y",
+    );
+    assert_eq!(
+        docker.wait_exited("main").await.unwrap(),
+        ExitStatus::code(0)
+    );
+    let expected_b: String = (1..=50000).map(|n| format!("{n}\n")).collect();
+
+    // zip: unzips to the container's tree, the symlink and the empty directory included.
+    let zip = argoexec_archive::repack_stream(
+        tar_of(&docker, "/tmp/out").await,
+        "/tmp/out",
+        PackFormat::Zip,
+    );
+    let zip: Vec<u8> = zip.map_ok(|c| c.to_vec()).try_concat().await.unwrap();
+    let back = tempfile::tempdir().unwrap();
+    let dest = back.path().join("out");
+    argoexec_archive::unpack_from(
+        &zip[..],
+        &dest,
+        UnpackFormat::Zip,
+        &argoexec_archive::Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(dest.join("a.txt")).unwrap(), b"one");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("sub/b.txt")).unwrap(),
+        expected_b
+    );
+    assert_eq!(
+        std::fs::read_link(dest.join("link")).unwrap(),
+        Path::new("a.txt")
+    );
+    assert!(dest.join("sub/empty").is_dir());
+    // A hard link's data went by earlier in the stream: refused, not dropped.
+    let zip = argoexec_archive::repack_stream(
+        tar_of(&docker, "/tmp/linked").await,
+        "/tmp/linked",
+        PackFormat::Zip,
+    );
+    let err = zip.map_ok(|c| c.to_vec()).try_concat().await.unwrap_err();
+    assert!(format!("{:?}", err).contains("hard link"), "{err:?}");
+
+    // none: a file is its bytes, a directory its regular files one by one.
+    let plain = argoexec_archive::repack_stream(
+        tar_of(&docker, "/tmp/out/a.txt").await,
+        "/tmp/out/a.txt",
+        PackFormat::AsIs,
+    );
+    let plain: Vec<u8> = plain.map_ok(|c| c.to_vec()).try_concat().await.unwrap();
+    assert_eq!(plain, b"one");
+    let mut files =
+        argoexec_archive::tar_files(tar_of(&docker, "/tmp/out").await, false, "/tmp/out");
+    let mut got = Vec::new();
+    while let Some(file) = files.next().await {
+        let file = file.unwrap();
+        let body: Vec<u8> = file.body.map_ok(|c| c.to_vec()).try_concat().await.unwrap();
+        got.push((file.path, body.len()));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("a.txt".to_owned(), 3),
+            ("sub/b.txt".to_owned(), expected_b.len())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_main_that_cannot_start_ends_the_wait_with_the_engines_reason() {
+    let Some(pod) = Pod::new("nostart") else {
+        return;
+    };
+    let docker = pod.runtime();
+    // Waiting before the start: docker 20.10 sends no event for a start that fails, so the
+    // runtime's backstop inspection has to find it.
+    let id = pod.create("main", "/no/such/entrypoint");
+    let waiting = tokio::spawn(async move {
+        let docker = docker;
+        docker.wait_exited("main").await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::process::Command::new("docker")
+        .args(["start", &id])
+        .output()
+        .unwrap();
+    assert!(!started.status.success(), "{started:?}");
+    // A bound against hanging (the regression this guards), not a measure.
+    let waited = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the failed start was never seen");
+    match waited.unwrap() {
+        Err(Error::StartFailed {
+            container,
+            code,
+            message,
+        }) => {
+            assert_eq!(container, "main");
+            assert_eq!(code, 127);
+            assert!(message.contains("/no/such/entrypoint"), "{message}");
+        }
+        other => panic!("expected a failed start, got {other:?}"),
+    }
+    // Asked after the failure: seen at once. Not executable: 126. Neither is killed.
+    let docker = pod.runtime();
+    let id = pod.create("side", "/tmp");
+    assert!(
+        !std::process::Command::new("docker")
+            .args(["start", &id])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    assert!(matches!(
+        docker.wait_exited("side").await,
+        Err(Error::StartFailed { code: 126, .. })
+    ));
+    assert_eq!(
+        docker.kill("side", Duration::ZERO).await.unwrap(),
+        KillOutcome::AlreadyExited
+    );
 }

@@ -6,7 +6,12 @@
 //!   skipped. When a name has more than one container (an old one not yet removed), the newest
 //!   counts.
 //! - Start: the engine's event stream (`start`, `die`), replayed from just before the container
-//!   list was taken, so a container that starts between the two is not missed; no polling.
+//!   list was taken, so a container that starts between the two is not missed. A start that
+//!   fails (a missing entrypoint) leaves the container `created` with `State.Error` and exit code
+//!   127 or 126, and docker 20.10 sends no event at all for it (not even a network one when the
+//!   container joins the sandbox's network): it is looked for by inspecting the container when
+//!   the wait begins and then every 5 s until it starts, and ends the wait with
+//!   [`Error::StartFailed`](crate::Error::StartFailed).
 //! - Exit: `POST /containers/{id}/wait` (condition `not-running`), with the exit code. bollard
 //!   reports a non-zero code as an error; it is an exit code here.
 //! - Files: `GET /containers/{id}/archive`, a tar stream whose one top-level entry is the path's
@@ -25,7 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::container::LogOutput;
 use bollard::errors::Error as EngineError;
-use bollard::models::ContainerSummaryStateEnum;
+use bollard::models::{ContainerStateStatusEnum, ContainerSummaryStateEnum};
 use bollard::query_parameters::{
     DownloadFromContainerOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, LogsOptionsBuilder, WaitContainerOptionsBuilder,
@@ -46,6 +51,9 @@ pub const SANDBOX_NAME: &str = "POD";
 
 /// The engine's socket when `DOCKER_HOST` is not set.
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+/// How often a container that has not started is inspected for a failed start, which docker
+/// 20.10 records (`State.Error`) without any event; a start or exit is seen at once, by event.
+const START_BACKSTOP: Duration = Duration::from_secs(5);
 /// bollard's request timeout applies to whole requests, `wait` and `events` included, which last
 /// as long as the container runs: long enough to mean "none".
 const REQUEST_TIMEOUT_SECS: u64 = 10 * 365 * 24 * 3600;
@@ -183,10 +191,12 @@ impl Docker {
     }
 
     /// The container once it has been started: listed now, else told by the engine's events.
+    /// A start that failed is [`Error::StartFailed`]: docker 20.10 sends no event for it, so it
+    /// is looked for when the wait begins and then every [`START_BACKSTOP`].
     async fn started(&self, container: &str) -> Result<Ctr, Error> {
         // Events are replayed from before the list, so a start in between is seen either way.
         let since = unix_time_before(Duration::from_secs(1));
-        if let Some(ctr) = self.list().await?.remove(container).filter(Ctr::started) {
+        if let Some(ctr) = self.started_now(container).await? {
             return Ok(ctr);
         }
         let mut labels = self.pod_labels();
@@ -201,13 +211,24 @@ impl Docker {
             .filters(&filters)
             .build();
         let mut events = self.client().await?.events(Some(options));
+        let mut backstop =
+            tokio::time::interval_at(tokio::time::Instant::now() + START_BACKSTOP, START_BACKSTOP);
         tracing::debug!(container, "waiting for the container to start");
-        while let Some(event) = events.next().await {
+        loop {
+            let event = tokio::select! {
+                event = events.next() => event,
+                _ = backstop.tick() => {
+                    if let Some(ctr) = self.started_now(container).await? {
+                        return Ok(ctr);
+                    }
+                    continue;
+                }
+            };
+            let Some(event) = event else { break };
             let event = event
                 .map_err(|e| engine(format!("watch the engine's events for {container:?}"), e))?;
             // A `die` means it is done even if it is still listed `created` (Argo's issue 6352);
-            // the wait API then gives its exit code. A start that fails with no `die` at all
-            // (docker 20.10, a missing entrypoint) is not seen: wait waits, as Argo's did.
+            // the wait API then gives its exit code.
             let died = event.action.as_deref() == Some("die");
             if let Some(ctr) = self
                 .list()
@@ -221,6 +242,36 @@ impl Docker {
         Err(engine_gone(format!(
             "the engine's event stream ended before container {container:?} started"
         )))
+    }
+
+    /// The container if it has been started; [`Error::StartFailed`] if the engine tried and
+    /// could not (it stays `created`, with `State.Error` and an exit code).
+    async fn started_now(&self, container: &str) -> Result<Option<Ctr>, Error> {
+        let Some(ctr) = self.list().await?.remove(container) else {
+            return Ok(None);
+        };
+        if ctr.started() {
+            return Ok(Some(ctr));
+        }
+        let inspected = match self.client().await?.inspect_container(&ctr.id, None).await {
+            Ok(inspected) => inspected,
+            // Removed meanwhile: as if not there yet.
+            Err(e) if is_status(&e, 404) => return Ok(None),
+            Err(e) => return Err(engine(format!("inspect container {container:?}"), e)),
+        };
+        let state = inspected.state.unwrap_or_default();
+        match state.error.filter(|error| !error.is_empty()) {
+            Some(message) if state.status == Some(ContainerStateStatusEnum::CREATED) => {
+                Err(Error::StartFailed {
+                    container: container.to_owned(),
+                    code: state
+                        .exit_code
+                        .map_or(128, |code| i32::try_from(code).unwrap_or(i32::MAX)),
+                    message,
+                })
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Resolves when the container is no longer running, with its exit code.
@@ -369,6 +420,13 @@ impl ContainerRuntime for Docker {
         for _ in 0..MAX_LINK_HOPS {
             let stream = match self.open_path(container, &path).await? {
                 PathSource::Tar(stream) => stream,
+                // This runtime's own open_path gives plain tar streams only.
+                PathSource::TarGz(_) => {
+                    return Err(Error::Unsupported {
+                        runtime: "docker",
+                        what: "read a single file out of a gzip stream",
+                    });
+                }
                 PathSource::Local(local) => {
                     return tokio::fs::read(&local)
                         .await
