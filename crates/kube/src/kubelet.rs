@@ -11,7 +11,8 @@
 //!   stream is only a signal. Then `/pods` is read again at once, and after 50 ms, 100 ms, ...
 //!   up to 1 s apart until the pod's status says terminated (the kubelet serves the status the
 //!   API server last sent it, which can lag the exit). A followed stream is also cut every 10 s
-//!   to re-read `/pods`, and where the log cannot be followed `/pods` is polled every second.
+//!   to re-read `/pods`; where the log cannot be followed, `/pods` is polled the same way (up to
+//!   once a second). Waiting for a start polls `/pods` so too.
 //! - Kills: exec `/bin/sh -c "kill -15 1"` through the kubelet (`/exec/...`, websocket), then
 //!   `kill -9 1` after the grace, as the k8sapi runtime does; refused where PID 1 is not the
 //!   container's (shareProcessNamespace, hostPID).
@@ -23,7 +24,7 @@
 use std::error::Error as _;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argoexec_runtime::{
     ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
@@ -44,7 +45,7 @@ const FAR_FUTURE_SECOND: i64 = 253_370_764_800;
 const BACKSTOP: Duration = Duration::from_secs(10);
 /// The slowest `/pods` poll: when the log cannot be followed, or after it ended.
 const POLL: Duration = Duration::from_secs(1);
-/// The first quick re-read of `/pods` after a followed log ended.
+/// The first delay between two reads of `/pods` that both found the container still running.
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 /// What the images must hold, for errors.
 const NEEDS: &str = "the kubelet runtime needs `sh` in every container it kills";
@@ -242,10 +243,12 @@ impl Kubelet {
     }
 
     /// Reads `/pods` until `container` has started (`exited` false) or exited, or the pod passed
-    /// its deadline; while it runs and its exit is awaited, follows its log between reads.
+    /// its deadline. While it runs and its exit is awaited, follows its log between reads; once
+    /// the log ended (or cannot be followed), reads again at once, then 50 ms, 100 ms, ... up to
+    /// 1 s apart.
     async fn wait_for(&self, container: &str, exited: bool) -> Result<Pod, Error> {
         let mut delay = Duration::ZERO;
-        let mut can_follow = true;
+        let mut follow = exited;
         loop {
             tokio::time::sleep(delay).await;
             let pod = self.pod().await?;
@@ -254,8 +257,7 @@ impl Kubelet {
                     container: container.to_owned(),
                 });
             }
-            let now = state(&pod, container);
-            let running = now.is_some_and(|s| s.running.is_some());
+            let running = state(&pod, container).is_some_and(|s| s.running.is_some());
             let done = if exited {
                 is_terminated(&pod, container)
             } else {
@@ -264,21 +266,21 @@ impl Kubelet {
             if done || deadline_exceeded(&pod) {
                 return Ok(pod);
             }
-            delay = (delay * 2).clamp(FIRST_RETRY, POLL);
-            if !(exited && running && can_follow) {
+            if follow && running {
+                match tokio::time::timeout(BACKSTOP, self.follow(container)).await {
+                    // The container stopped: its status follows soon.
+                    Ok(Ok(())) => follow = false,
+                    Ok(Err(e)) => {
+                        tracing::info!(container, error = %e, "Cannot follow the log: polling the kubelet's /pods");
+                        follow = false;
+                    }
+                    // The backstop: read /pods, then follow again.
+                    Err(_) => {}
+                }
+                delay = Duration::ZERO;
                 continue;
             }
-            let followed = Instant::now();
-            match tokio::time::timeout(BACKSTOP, self.follow(container)).await {
-                Ok(Err(e)) => {
-                    tracing::info!(container, error = %e, "Cannot follow the log: polling the kubelet's /pods every second");
-                    can_follow = false;
-                    delay = POLL;
-                }
-                // The stream lasted: the container ran until now, and its end is news.
-                _ if followed.elapsed() >= POLL => delay = Duration::ZERO,
-                _ => {}
-            }
+            delay = (delay * 2).clamp(FIRST_RETRY, POLL);
         }
     }
 
