@@ -2,7 +2,9 @@
 //! HTTPS: N containers, each `sh -c 'sleep 0.2; exec date +%s%N'` (the command prints the time
 //! as its last act) with its output as the container's log; a thread reaps it and writes its
 //! exit into the pod's status, as kubelet would; the runtime notes the time its `wait_exited`
-//! returns. Prints percentiles and the kubelet requests per exit.
+//! returns. Prints percentiles and the kubelet requests per exit. Then kills, with a 1 s grace,
+//! three containers whose PID 1 ignores SIGTERM, and prints how long each kill took (the
+//! contract: gone within grace + 1 s).
 //!
 //! The fake kubelet ends a followed log as soon as the status changes; a real one checks the
 //! container's state at least once a second, and its `/pods` serves the status the API server
@@ -19,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argoexec_kube::{Kubelet, KubeletOptions};
 use argoexec_runtime::ContainerRuntime as _;
-use argoexec_testkube::{LogSource, ServerOptions, TestKube};
+use argoexec_testkube::{ExecHandler, ExecTarget, LogSource, ServerOptions, TestKube};
 use serde_json::json;
 
 fn now_ns() -> u128 {
@@ -29,14 +31,43 @@ fn now_ns() -> u128 {
         .as_nanos()
 }
 
+/// `kill -N 1` in container `k` signals the process the example started for it.
+#[derive(Debug, Default, Clone)]
+struct Pid1(Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>);
+
+impl ExecHandler for Pid1 {
+    fn command(
+        &self,
+        target: &ExecTarget,
+        argv: &[String],
+    ) -> std::io::Result<tokio::process::Command> {
+        let pid = self.0.lock().unwrap().get(&target.container).copied();
+        let mut command = tokio::process::Command::new(&argv[0]);
+        for arg in &argv[1..] {
+            match (
+                pid,
+                arg.strip_prefix("kill -")
+                    .and_then(|a| a.strip_suffix(" 1")),
+            ) {
+                (Some(pid), Some(signal)) => command.arg(format!("kill -{signal} {pid}")),
+                _ => command.arg(arg),
+            };
+        }
+        Ok(command)
+    }
+}
+
 fn main() {
     let usage = "usage: kubelet_latency RUNS";
     let runs: usize = std::env::args().nth(1).expect(usage).parse().expect(usage);
     let dir = tempfile::tempdir().unwrap();
     let server = Arc::new(TestKube::start_with(ServerOptions::default().tls().token("t")).unwrap());
-    let containers: Vec<_> = (0..runs)
+    let mut containers: Vec<_> = (0..runs)
         .map(|i| json!({"name": format!("c{i}")}))
         .collect();
+    containers.extend((0..3).map(|i| json!({"name": format!("k{i}")})));
+    let pid1 = Pid1::default();
+    server.set_exec(pid1.clone());
     server.apply(json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "pod", "namespace": "argo"},
         "spec": {"restartPolicy": "Never", "containers": containers}}));
@@ -117,5 +148,54 @@ fn main() {
         latencies[latencies.len() - 1],
         count("/pods") as f64 / runs as f64,
         count("/containerLogs/") as f64 / runs as f64,
+    );
+
+    let mut kills = Vec::new();
+    for i in 0..3 {
+        let name = format!("k{i}");
+        let ready = dir.path().join(format!("{name}.ready"));
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "trap '' TERM; touch {}; while :; do sleep 0.05; done",
+                    ready.display()
+                ),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        while !ready.exists() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        pid1.0.lock().unwrap().insert(name.clone(), child.id());
+        server.set_log("argo", "pod", &name, LogSource::Bytes("".into()));
+        server.set_container_state("argo", "pod", &name, json!({"running": {}}));
+        let reaper = {
+            let (server, name) = (Arc::clone(&server), name.clone());
+            std::thread::spawn(move || {
+                use std::os::unix::process::ExitStatusExt as _;
+                let status = child.wait().unwrap();
+                let code = status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+                server.set_container_state(
+                    "argo",
+                    "pod",
+                    &name,
+                    json!({"terminated": {"exitCode": code}}),
+                );
+            })
+        };
+        let started = std::time::Instant::now();
+        let outcome = tokio
+            .block_on(kubelet.kill(&name, Duration::from_secs(1)))
+            .unwrap();
+        kills.push(format!("{:?} ({outcome:?})", started.elapsed()));
+        reaper.join().unwrap();
+    }
+    println!(
+        "kubelet (fake, HTTPS): kill of a PID 1 that ignores SIGTERM, grace 1 s: {}",
+        kills.join(", ")
     );
 }

@@ -101,6 +101,7 @@ fn config_error(
 
 impl Kubelet {
     /// The client for the kubelet of `options`; fails if the token or the CA cannot be read.
+    /// Call it within a Tokio runtime (kube's client starts a task of its own).
     pub fn new(options: KubeletOptions) -> Result<Self, crate::Error> {
         let host = if options.host.contains(':') && !options.host.starts_with('[') {
             format!("[{}]", options.host)
