@@ -255,7 +255,7 @@ fn json_log_format_reports_errors_as_json() {
     let out = argoexec(dir.path())
         .env("ARGO_POD_NAME", "pod-1")
         .env("ARGO_TEMPLATE", r#"{"name":"t"}"#)
-        // A runtime not written yet, so wait fails at once.
+        // The kubelet runtime without ARGO_KUBELET_HOST, so wait fails at once.
         .env("ARGO_CONTAINER_RUNTIME_EXECUTOR", "kubelet")
         .args(["wait", "--log-format", "json"])
         .output()
@@ -270,12 +270,7 @@ fn json_log_format_reports_errors_as_json() {
     assert_eq!(records[0]["template"], "t");
     let last = records.last().unwrap();
     assert_eq!(last["level"], "fatal");
-    assert!(
-        last["msg"]
-            .as_str()
-            .unwrap()
-            .contains("not implemented yet")
-    );
+    assert!(last["msg"].as_str().unwrap().contains("ARGO_KUBELET_HOST"));
 }
 
 #[test]

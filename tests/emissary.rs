@@ -533,6 +533,7 @@ fn a_bad_arguments_file_is_the_emissarys_own_failure() {
         "{stderr}"
     );
     assert_eq!(pod.read("main", "exitcode"), "64");
+}
 
 /// `argoexec wait --pod-root ROOT` with the emissary runtime, saving to a local repository under
 /// the pod root, its temp dir `tmp`; returns its output.

@@ -173,7 +173,7 @@ fn a_wait_that_cannot_start_still_reports_why() {
         "container": {"image": "alpine"},
         "outputs": {"parameters": [{"name": "p", "valueFrom": {"path": "/p"}}]},
     });
-    // The kubelet runtime is not written yet: wait fails at once, and says so in the report.
+    // The kubelet runtime without ARGO_KUBELET_HOST: wait fails at once, and says so in the report.
     let output = Command::new(env!("CARGO_BIN_EXE_argoexec"))
         .args(["wait", "--pod-root"])
         .arg(root)

@@ -21,8 +21,8 @@ use argoexec_storage::{MountedSecrets, RetryPolicy, chain};
 use argoexec_template::{Protocol, Template};
 
 use crate::execution::{self, Execution};
-use crate::wait_runtime::{WaitRuntime, k8sapi};
-use crate::{Failure, NotImplemented, storage_options};
+use crate::wait_runtime::{SERVICE_ACCOUNT_DIR, WaitRuntime, k8sapi, kubelet};
+use crate::{Failure, storage_options};
 
 /// Runs the wait sequence with the runtime the pod asks for; the first error is the step's.
 pub(crate) fn wait(
@@ -85,11 +85,11 @@ pub(crate) fn wait(
             .map(|o| WaitRuntime::from(AnyRuntime::from(Docker::new(o)))),
         RuntimeKind::Emissary => emissary(root),
         RuntimeKind::K8sApi => tokio.block_on(k8sapi(config, api_backoff(config, protocol))),
-        other => Err(NotImplemented {
-            command: "wait",
-            what: runtime_missing(other),
+        // kube's client needs a runtime to be built in.
+        RuntimeKind::Kubelet => {
+            let _entered = tokio.enter();
+            kubelet(config, root, pod_namespace(config, root))
         }
-        .into()),
     };
     let reporter = tokio.block_on(reporter_for(config, root, protocol));
     let (runtime, (reporter, secrets)) = match (runtime, reporter) {
@@ -162,15 +162,7 @@ fn emissary(root: &Path) -> anyhow::Result<WaitRuntime> {
 /// account's namespace file as kubelet mounts it, else `default`, as Argo's client resolves it)
 /// and the engine's address (`DOCKER_HOST`).
 fn docker_options(config: &Config, root: &Path) -> anyhow::Result<DockerOptions> {
-    let namespace_file = root.join("var/run/secrets/kubernetes.io/serviceaccount/namespace");
-    let namespace = match &config.flags.kube.namespace {
-        Some(namespace) => namespace.clone(),
-        None => std::fs::read_to_string(&namespace_file)
-            .map(|text| text.trim().to_owned())
-            .ok()
-            .filter(|text| !text.is_empty())
-            .unwrap_or_else(|| "default".into()),
-    };
+    let namespace = pod_namespace(config, root);
     Ok(DockerOptions {
         host: std::env::var(argoexec_config::env::DOCKER_HOST)
             .ok()
@@ -178,6 +170,22 @@ fn docker_options(config: &Config, root: &Path) -> anyhow::Result<DockerOptions>
         namespace,
         pod_name: config.pod_name()?.to_owned(),
     })
+}
+
+/// The pod's namespace: `--namespace`, else the service account's namespace file as kubelet
+/// mounts it, else `default`, as Argo's client resolves it.
+fn pod_namespace(config: &Config, root: &Path) -> String {
+    let namespace_file = root
+        .join(SERVICE_ACCOUNT_DIR.trim_start_matches('/'))
+        .join("namespace");
+    match &config.flags.kube.namespace {
+        Some(namespace) => namespace.clone(),
+        None => std::fs::read_to_string(&namespace_file)
+            .map(|text| text.trim().to_owned())
+            .ok()
+            .filter(|text| !text.is_empty())
+            .unwrap_or_else(|| "default".into()),
+    }
 }
 
 /// The reporter and the credentials for the pod: a local run reports to its file and reads
@@ -212,16 +220,6 @@ async fn reporter_for(
     };
     let reporter = KubeReporter::new(kube, protocol, names, backoff)?;
     Ok((AnyReporter::Kube(Box::new(reporter)), secrets))
-}
-
-fn runtime_missing(kind: RuntimeKind) -> &'static str {
-    match kind {
-        RuntimeKind::Docker => "the docker runtime",
-        RuntimeKind::K8sApi => "the k8sapi runtime",
-        RuntimeKind::Kubelet => "the kubelet runtime",
-        RuntimeKind::Emissary => "the emissary runtime",
-        RuntimeKind::Pns => "the pns runtime",
-    }
 }
 
 /// Retries of API calls within the pod's grace period; a pod with a tiny grace period still

@@ -1,13 +1,13 @@
-//! The runtimes wait can use: those of `argoexec-runtime` ([`AnyRuntime`]) and `k8sapi`, which
-//! lives in `argoexec-kube` (it needs the API client, and `argoexec-kube` already depends on
-//! `argoexec-runtime` through the executor, so `AnyRuntime` cannot hold it).
+//! The runtimes wait can use: those of `argoexec-runtime` ([`AnyRuntime`]) and `k8sapi` and
+//! `kubelet`, which live in `argoexec-kube` (they need kube's client, and `argoexec-kube` already
+//! depends on `argoexec-runtime` through the executor, so `AnyRuntime` cannot hold them).
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use argoexec_config::Config;
-use argoexec_kube::{Backoff, K8sApi};
+use argoexec_kube::{Backoff, K8sApi, Kubelet, KubeletOptions};
 use argoexec_runtime::{
     AnyRuntime, ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
 };
@@ -19,6 +19,8 @@ pub(crate) enum WaitRuntime {
     Any(AnyRuntime),
     /// The pod seen through the Kubernetes API.
     K8sApi(Box<K8sApi>),
+    /// The pod seen through its node's kubelet.
+    Kubelet(Box<Kubelet>),
 }
 
 impl From<AnyRuntime> for WaitRuntime {
@@ -38,11 +40,39 @@ pub(crate) async fn k8sapi(config: &Config, backoff: Backoff) -> anyhow::Result<
     ))))
 }
 
+/// The `kubelet` runtime for this pod: `ARGO_KUBELET_HOST`/`_PORT`/`_INSECURE`, the service
+/// account's token and CA as the pod mounts them under `root`, the pod's `namespace`.
+pub(crate) fn kubelet(
+    config: &Config,
+    root: &Path,
+    namespace: String,
+) -> anyhow::Result<WaitRuntime> {
+    let host = config.kubelet.host.clone().context(
+        "the kubelet runtime needs ARGO_KUBELET_HOST (the controller sets it to the node's status.hostIP)",
+    )?;
+    let account = root.join(SERVICE_ACCOUNT_DIR.trim_start_matches('/'));
+    let kubelet = Kubelet::new(KubeletOptions {
+        host,
+        port: config.kubelet.port,
+        insecure: config.kubelet.insecure,
+        token_file: account.join("token"),
+        ca_file: account.join("ca.crt"),
+        namespace,
+        pod: config.pod_name()?.to_owned(),
+    })
+    .context("set up the kubelet runtime")?;
+    Ok(WaitRuntime::Kubelet(Box::new(kubelet)))
+}
+
+/// Where kubelet mounts the pod's service account.
+pub(crate) const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
 macro_rules! dispatch {
     ($self:ident, $runtime:ident => $call:expr) => {
         match $self {
             WaitRuntime::Any($runtime) => $call,
             WaitRuntime::K8sApi($runtime) => $call,
+            WaitRuntime::Kubelet($runtime) => $call,
         }
     };
 }

@@ -36,7 +36,9 @@ use crate::retry::Backoff;
 /// The pod's reason once its `activeDeadlineSeconds` passed.
 const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
 /// At most this much of a failed command's stderr goes into its error.
-const STDERR_LIMIT: usize = 4096;
+pub(crate) const STDERR_LIMIT: usize = 4096;
+/// What the images must hold, for errors.
+const NEEDS: &str = "the k8sapi runtime needs `sh` and `tar` in every container it reads or kills";
 
 /// The `k8sapi` runtime for one pod.
 #[derive(Debug, Clone)]
@@ -132,7 +134,7 @@ impl K8sApi {
                 let stderr = stderr.await.unwrap_or_default();
                 // Keep the process (and its background task) until the status is in.
                 drop(process);
-                check(&container, &program, status, &stderr)
+                check(&container, &program, status, &stderr, NEEDS)
             }
         };
         match first {
@@ -366,12 +368,14 @@ impl ContainerRuntime for K8sApi {
 }
 
 /// Whether the command ran and exited 0; otherwise an error naming the container, the program
-/// when the container lacks it, and the command's stderr.
-fn check(
+/// when the container lacks it (with `needs`, what the runtime asks of images), and the
+/// command's stderr.
+pub(crate) fn check(
     container: &str,
     program: &str,
     status: Option<Status>,
     stderr: &str,
+    needs: &str,
 ) -> Result<(), Error> {
     let Some(status) = status else {
         return Err(Error::io(
@@ -403,7 +407,7 @@ fn check(
             io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!(
-                    "the container's image has no usable `{program}` (the k8sapi runtime needs `sh` and `tar` in every container it reads or kills): {}",
+                    "the container's image has no usable `{program}` ({needs}): {}",
                     if stderr.is_empty() { &message } else { stderr }
                 ),
             ),
@@ -429,13 +433,13 @@ fn check(
     ))
 }
 
-fn in_spec(pod: &Pod, container: &str) -> bool {
+pub(crate) fn in_spec(pod: &Pod, container: &str) -> bool {
     pod.spec
         .as_ref()
         .is_none_or(|s| s.containers.iter().any(|c| c.name == container))
 }
 
-fn state<'a>(pod: &'a Pod, container: &str) -> Option<&'a ContainerState> {
+pub(crate) fn state<'a>(pod: &'a Pod, container: &str) -> Option<&'a ContainerState> {
     pod.status
         .as_ref()?
         .container_statuses
@@ -446,10 +450,10 @@ fn state<'a>(pod: &'a Pod, container: &str) -> Option<&'a ContainerState> {
         .as_ref()
 }
 
-fn is_terminated(pod: &Pod, container: &str) -> bool {
+pub(crate) fn is_terminated(pod: &Pod, container: &str) -> bool {
     state(pod, container).is_some_and(|s| s.terminated.is_some())
 }
 
-fn deadline_exceeded(pod: &Pod) -> bool {
+pub(crate) fn deadline_exceeded(pod: &Pod) -> bool {
     pod.status.as_ref().and_then(|s| s.reason.as_deref()) == Some(DEADLINE_EXCEEDED)
 }

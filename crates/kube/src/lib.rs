@@ -14,6 +14,8 @@
 //!   dropped stream or an expired resourceVersion.
 //! - [`K8sApi`] is the `k8sapi` container runtime: pod watch, `pods/exec` of `tar` and `kill`,
 //!   `pods/log`.
+//! - [`Kubelet`] is the `kubelet` container runtime: the node's kubelet API over HTTPS (`/pods`,
+//!   `/containerLogs` followed to see exits, exec'd `kill`); no files of the image.
 //! - [`ApiSecrets`] reads credentials through the API (v2 pods); [`AnySecrets`] chooses between
 //!   it and the mounted files.
 
@@ -21,6 +23,7 @@ mod access;
 mod client;
 mod error;
 mod k8sapi;
+mod kubelet;
 mod pod;
 mod report;
 mod retry;
@@ -30,6 +33,7 @@ pub use access::{Access, check_access, required_access};
 pub use client::{Kube, connect};
 pub use error::Error;
 pub use k8sapi::K8sApi;
+pub use kubelet::{Kubelet, KubeletOptions};
 pub use pod::PodWatch;
 pub use report::{KubeReporter, Names, monitor_progress};
 pub use retry::Backoff;

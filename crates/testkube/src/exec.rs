@@ -1,4 +1,5 @@
-//! `pods/exec` over a websocket, as the API server proxies it from the kubelet: subprotocols
+//! `pods/exec` over a websocket, as the API server proxies it from the kubelet (and the kubelet's
+//! own `/exec/{ns}/{pod}/{container}`, whose parameters are `input`, `output`, `error`): subprotocols
 //! `v5.channel.k8s.io` (preferred) and `v4.channel.k8s.io`; every binary message starts with its
 //! channel (0 stdin, 1 stdout, 2 stderr, 3 the final `Status` JSON, 4 resize, 255 close, v5 only).
 //! The command runs through the test's [`ExecHandler`]; by default as a local process.
@@ -143,9 +144,9 @@ fn parse_query(query: &str) -> ExecParams {
         match &*key {
             "command" => params.command.push(value.into_owned()),
             "container" => params.container = Some(value.into_owned()),
-            "stdin" => params.stdin = flag,
-            "stdout" => params.stdout = flag,
-            "stderr" => params.stderr = flag,
+            "stdin" | "input" => params.stdin = flag,
+            "stdout" | "output" => params.stdout = flag,
+            "stderr" | "error" => params.stderr = flag,
             _ => {}
         }
     }
@@ -156,9 +157,30 @@ fn parse_query(query: &str) -> ExecParams {
 pub(crate) async fn serve(
     State(shared): State<Arc<Shared>>,
     UrlPath((namespace, pod)): UrlPath<(String, String)>,
-    mut request: HttpRequest,
+    request: HttpRequest,
 ) -> Response {
     let params = parse_query(request.uri().query().unwrap_or_default());
+    upgrade(&shared, namespace, pod, params, request)
+}
+
+/// The kubelet's `GET|POST /exec/{ns}/{pod}/{container}`, upgraded to a websocket.
+pub(crate) async fn serve_kubelet(
+    State(shared): State<Arc<Shared>>,
+    UrlPath((namespace, pod, container)): UrlPath<(String, String, String)>,
+    request: HttpRequest,
+) -> Response {
+    let mut params = parse_query(request.uri().query().unwrap_or_default());
+    params.container = Some(container);
+    upgrade(&shared, namespace, pod, params, request)
+}
+
+fn upgrade(
+    shared: &Shared,
+    namespace: String,
+    pod: String,
+    params: ExecParams,
+    mut request: HttpRequest,
+) -> Response {
     let spec = shared
         .lock()
         .store

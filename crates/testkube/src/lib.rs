@@ -16,10 +16,16 @@
 //! patches), delete; `pods/log` (`container`, `follow`, `timestamps`); `pods/exec` over a websocket (v4 and
 //! v5 channel protocols) through a test-supplied [`ExecHandler`] ([`TestKube::set_exec`]). Not
 //! yet: JSON patch, server-side apply.
+//!
+//! It also plays the kubelet's API for the kubelet runtime: `GET /pods` (every pod it holds),
+//! `GET /containerLogs/{ns}/{pod}/{container}` (as `pods/log`, with `sinceTime`) and exec at
+//! `/exec/{ns}/{pod}/{container}` (kubelet's `input`/`output`/`error` parameters), over HTTPS
+//! with a CA made at start and a bearer token check when [`ServerOptions`] ask for them.
 
 mod exec;
 mod server;
 mod store;
+mod tls;
 
 pub use exec::{ExecHandler, ExecTarget, LocalExec};
 // `argoexec run --api`: an exec refused as kubelet refuses it.
@@ -106,9 +112,32 @@ pub enum LogSource {
     File(PathBuf),
 }
 
+/// How [`TestKube::start_with`] serves: plain HTTP unless asked otherwise, any credentials.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    tls: bool,
+    token: Option<String>,
+}
+
+impl ServerOptions {
+    /// Serve HTTPS with a server certificate for `127.0.0.1`/`localhost` signed by a CA made at
+    /// start ([`TestKube::ca_pem`]).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Answer 401 to every request without `Authorization: Bearer <token>`.
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     store: Store,
+    token: Option<String>,
     requests: Vec<Request>,
     faults: Vec<Fault>,
     latency: Duration,
@@ -139,21 +168,30 @@ impl Shared {
 #[derive(Debug)]
 pub struct TestKube {
     url: String,
+    ca_pem: Option<String>,
     shared: Arc<Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TestKube {
-    /// Starts a server on `127.0.0.1` on a free port.
+    /// Starts a server on `127.0.0.1` on a free port, plain HTTP, any credentials.
     pub fn start() -> std::io::Result<Self> {
+        Self::start_with(ServerOptions::default())
+    }
+
+    /// Starts a server on `127.0.0.1` on a free port, as `options` say.
+    pub fn start_with(options: ServerOptions) -> std::io::Result<Self> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
-        let url = format!("http://{}", listener.local_addr()?);
+        let certificates = options.tls.then(tls::generate).transpose()?;
+        let scheme = if options.tls { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr()?);
         let (changes, _) = tokio::sync::broadcast::channel(4096);
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 store: Store::default(),
+                token: options.token,
                 requests: Vec::new(),
                 faults: Vec::new(),
                 latency: Duration::ZERO,
@@ -172,6 +210,8 @@ impl TestKube {
             .build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = server::router(Arc::clone(&shared));
+        let ca_pem = certificates.as_ref().map(|c| c.ca_pem.clone());
+        let acceptor = certificates.map(|c| c.acceptor);
         let thread = std::thread::Builder::new()
             .name("testkube".into())
             .spawn(move || {
@@ -179,9 +219,15 @@ impl TestKube {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         return;
                     };
-                    tokio::select! {
-                        _ = axum::serve(listener, app) => {}
-                        _ = stopped => {}
+                    match acceptor {
+                        Some(acceptor) => tokio::select! {
+                            () = tls::serve(listener, app, acceptor) => {}
+                            _ = stopped => {}
+                        },
+                        None => tokio::select! {
+                            _ = axum::serve(listener, app) => {}
+                            _ = stopped => {}
+                        },
                     }
                 });
                 // Open watch streams would hold a graceful shutdown until they time out.
@@ -189,15 +235,30 @@ impl TestKube {
             })?;
         Ok(Self {
             url,
+            ca_pem,
             shared,
             stop: Some(stop),
             thread: Some(thread),
         })
     }
 
-    /// The server's URL, `http://127.0.0.1:PORT`.
+    /// The server's URL, `http://127.0.0.1:PORT` (`https://` when serving TLS).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_default()
+    }
+
+    /// The CA that signed the server's certificate, PEM, when serving TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// Writes a kubeconfig for this server (context `testkube`, bearer token `testkube-token`,

@@ -25,6 +25,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/api/v1/namespaces/{namespace}/pods/{pod}/exec",
             axum::routing::any(crate::exec::serve),
         )
+        // The kubelet's API (what the kubelet runtime calls), beside the API server's.
+        .route("/pods", axum::routing::get(kubelet_pods))
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            axum::routing::get(kubelet_log),
+        )
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            axum::routing::any(crate::exec::serve_kubelet),
+        )
         .fallback(serve)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&shared),
@@ -75,7 +85,20 @@ fn is_watch(query: &str) -> bool {
         .any(|kv| kv == "watch=true" || kv == "watch=1")
 }
 
+/// Whether `path` is one of the kubelet's endpoints, which the kubelet authorises as
+/// `nodes/proxy` with the verb of the HTTP method.
+fn is_kubelet(path: &str) -> bool {
+    path == "/pods" || path.starts_with("/containerLogs/") || path.starts_with("/exec/")
+}
+
 fn verb(method: &Method, path: &str, query: &str) -> &'static str {
+    if is_kubelet(path) {
+        return match *method {
+            Method::GET => "get",
+            Method::POST => "create",
+            _ => "other",
+        };
+    }
     let Some(target) = parse_path(path) else {
         return "discovery";
     };
@@ -98,22 +121,37 @@ async fn record_and_fault(State(shared): AppState, request: HttpRequest, next: N
     let query = request.uri().query().unwrap_or_default().to_owned();
     let (latency, fault) = {
         let mut inner = shared.lock();
-        let fault = inner
-            .faults
-            .iter_mut()
-            .find(|f| f.matches(method.as_str(), &path))
-            .map(|f| {
-                if let Some(n) = f.times.as_mut() {
-                    *n -= 1;
-                }
-                f.status
-            });
+        let authorized = inner.token.as_deref().is_none_or(|token| {
+            request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once(' '))
+                .is_some_and(|(scheme, given)| {
+                    scheme.eq_ignore_ascii_case("bearer") && given.trim() == token
+                })
+        });
+        let fault = if !authorized {
+            Some(401)
+        } else {
+            inner
+                .faults
+                .iter_mut()
+                .find(|f| f.matches(method.as_str(), &path))
+                .map(|f| {
+                    if let Some(n) = f.times.as_mut() {
+                        *n -= 1;
+                    }
+                    f.status
+                })
+        };
         (inner.latency, fault)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     let response = match fault {
+        Some(401) => status(401, "Unauthorized"),
         Some(code) => status(code, "injected by testkube"),
         None => next.run(request).await,
     };
@@ -583,6 +621,12 @@ fn pod_log(shared: &Arc<Shared>, ns: &str, pod: &str, query: &HashMap<String, St
     drop(inner);
     let follow = query.get("follow").is_some_and(|v| v == "true");
     let timestamps = query.get("timestamps").is_some_and(|v| v == "true");
+    let since = match query.get("sinceTime").map(|t| t.parse::<jiff::Timestamp>()) {
+        Some(Ok(since)) => Some(since),
+        Some(Err(e)) => return status(400, &format!("sinceTime: invalid RFC 3339 time: {e}")),
+        None => None,
+    };
+    let changes = shared.changes.subscribe();
     let shared = Arc::clone(shared);
     let (ns, pod) = (ns.to_owned(), pod.to_owned());
     let stream = futures::stream::unfold(
@@ -591,6 +635,8 @@ fn pod_log(shared: &Arc<Shared>, ns: &str, pod: &str, query: &HashMap<String, St
             offset: 0,
             pending: Vec::new(),
             done: false,
+            since,
+            changes,
         },
         move |mut state| {
             let shared = Arc::clone(&shared);
@@ -612,13 +658,13 @@ fn pod_log(shared: &Arc<Shared>, ns: &str, pod: &str, query: &HashMap<String, St
                         Ok(_) if !follow || terminated => {
                             state.done = true;
                             let rest = std::mem::take(&mut state.pending);
-                            if rest.is_empty() {
+                            if rest.is_empty() || !state.visible() {
                                 return None;
                             }
                             let out = stamp(&rest, timestamps);
                             return Some((Ok(Bytes::from(out)), state));
                         }
-                        Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                        Ok(_) => state.idle().await,
                         Err(e) => return Some((Err(e), state)),
                     }
                 }
@@ -630,6 +676,23 @@ fn pod_log(shared: &Arc<Shared>, ns: &str, pod: &str, query: &HashMap<String, St
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// The kubelet's `GET /pods`: every pod this server holds, as one PodList.
+async fn kubelet_pods(State(shared): AppState) -> Response {
+    let inner = shared.lock();
+    let items = inner.store.list("pods", None);
+    ok(&json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}))
+}
+
+/// The kubelet's `GET /containerLogs/{ns}/{pod}/{container}`: `pods/log` of that container.
+async fn kubelet_log(
+    State(shared): AppState,
+    axum::extract::Path((namespace, pod, container)): axum::extract::Path<(String, String, String)>,
+    Query(mut query): Query<HashMap<String, String>>,
+) -> Response {
+    query.insert("container".into(), container);
+    pod_log(&shared, &namespace, &pod, &query)
 }
 
 fn container_terminated(shared: &Shared, ns: &str, pod: &str, container: &str) -> bool {
@@ -649,9 +712,33 @@ struct LogState {
     offset: u64,
     pending: Vec<u8>,
     done: bool,
+    /// Lines written before this time are left out (`sinceTime`).
+    since: Option<jiff::Timestamp>,
+    /// Wakes a followed log when the pod changes (its container may have terminated).
+    changes: tokio::sync::broadcast::Receiver<Change>,
 }
 
 impl LogState {
+    /// Whether lines written now are sent: a line's time is when this server read it.
+    fn visible(&self) -> bool {
+        self.since
+            .is_none_or(|since| jiff::Timestamp::now() >= since)
+    }
+
+    /// Waits for more of a followed log: 50 ms, or less when the pod changes.
+    async fn idle(&mut self) {
+        let sleep = tokio::time::sleep(Duration::from_millis(50));
+        tokio::pin!(sleep);
+        tokio::select! {
+            () = &mut sleep => {}
+            received = self.changes.recv() => {
+                if matches!(received, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    sleep.await;
+                }
+            }
+        }
+    }
+
     async fn read(&mut self) -> std::io::Result<Vec<u8>> {
         use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
         match &self.source {
@@ -683,6 +770,9 @@ impl LogState {
             return Vec::new();
         };
         let whole: Vec<u8> = self.pending.drain(..=end).collect();
+        if !self.visible() {
+            return Vec::new();
+        }
         stamp(&whole, timestamps)
     }
 }

@@ -1,0 +1,189 @@
+//! How soon the kubelet runtime sees a container exit, against testkube playing the kubelet over
+//! HTTPS: N containers, each `sh -c 'sleep 0.2; exec date +%s%N'` (the command prints the time
+//! as its last act) with its output as the container's log; a thread reaps it and writes its
+//! exit into the pod's status, as kubelet would; the runtime notes the time its `wait_exited`
+//! returns. Prints percentiles and the kubelet requests per exit. Then kills, with a 1 s grace,
+//! three containers whose PID 1 ignores SIGTERM, and prints how long each kill took (the
+//! contract: gone within grace + 1 s).
+//!
+//! The fake kubelet ends a followed log as soon as the status changes; a real one checks the
+//! container's state at least once a second, and its `/pods` serves the status the API server
+//! last sent it, so on a node the latency is up to about a second more. Argo's kubelet runtime
+//! polls `/pods` every 5 s (`WAIT_CONTAINER_STATUS_CHECK_INTERVAL`).
+//!
+//! `cargo run -p argoexec-kube --example kubelet_latency -- 30`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use argoexec_kube::{Kubelet, KubeletOptions};
+use argoexec_runtime::ContainerRuntime as _;
+use argoexec_runtime::testns::{Latencies, now_ns};
+use argoexec_testkube::{ExecHandler, ExecTarget, LogSource, ServerOptions, TestKube};
+use serde_json::json;
+
+/// `kill -N 1` in container `k` signals the process the example started for it.
+#[derive(Debug, Default, Clone)]
+struct Pid1(Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>);
+
+impl ExecHandler for Pid1 {
+    fn command(
+        &self,
+        target: &ExecTarget,
+        argv: &[String],
+    ) -> std::io::Result<tokio::process::Command> {
+        let pid = self.0.lock().unwrap().get(&target.container).copied();
+        let mut command = tokio::process::Command::new(&argv[0]);
+        for arg in &argv[1..] {
+            match (
+                pid,
+                arg.strip_prefix("kill -")
+                    .and_then(|a| a.strip_suffix(" 1")),
+            ) {
+                (Some(pid), Some(signal)) => command.arg(format!("kill -{signal} {pid}")),
+                _ => command.arg(arg),
+            };
+        }
+        Ok(command)
+    }
+}
+
+fn main() {
+    let usage = "usage: kubelet_latency RUNS";
+    let runs: usize = std::env::args().nth(1).expect(usage).parse().expect(usage);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Arc::new(TestKube::start_with(ServerOptions::default().tls().token("t")).unwrap());
+    let mut containers: Vec<_> = (0..runs)
+        .map(|i| json!({"name": format!("c{i}")}))
+        .collect();
+    containers.extend((0..3).map(|i| json!({"name": format!("k{i}")})));
+    let pid1 = Pid1::default();
+    server.set_exec(pid1.clone());
+    server.apply(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "pod", "namespace": "argo"},
+        "spec": {"restartPolicy": "Never", "containers": containers}}));
+    std::fs::write(dir.path().join("token"), "t").unwrap();
+    std::fs::write(dir.path().join("ca.crt"), server.ca_pem().unwrap()).unwrap();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let kubelet = {
+        let _entered = tokio.enter();
+        Kubelet::new(KubeletOptions {
+            host: "127.0.0.1".into(),
+            port: server.port(),
+            insecure: false,
+            token_file: dir.path().join("token"),
+            ca_file: dir.path().join("ca.crt"),
+            namespace: "argo".into(),
+            pod: "pod".into(),
+        })
+        .unwrap()
+    };
+
+    let mut latencies = Latencies::default();
+    server.clear_requests();
+    for i in 0..runs {
+        let name = format!("c{i}");
+        let log = dir.path().join(format!("{name}.log"));
+        server.set_log("argo", "pod", &name, LogSource::File(log.clone()));
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 0.2; exec date +%s%N"])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        server.set_container_state("argo", "pod", &name, json!({"running": {}}));
+        let reaper = {
+            let (server, name) = (Arc::clone(&server), name.clone());
+            std::thread::spawn(move || {
+                let code = child.wait().unwrap().code().unwrap_or(1);
+                server.set_container_state(
+                    "argo",
+                    "pod",
+                    &name,
+                    json!({"terminated": {"exitCode": code}}),
+                );
+            })
+        };
+        let woke = tokio.block_on(async {
+            kubelet.wait_exited(&name).await.unwrap();
+            now_ns()
+        });
+        reaper.join().unwrap();
+        let exited: u128 = std::fs::read_to_string(&log)
+            .unwrap()
+            .trim()
+            .parse()
+            .expect("the command's last line is the time");
+        latencies.push(exited, woke);
+    }
+
+    let requests = server.requests();
+    let count = |prefix: &str| {
+        requests
+            .iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .count()
+    };
+    println!("{}", latencies.summary("kubelet"));
+    println!(
+        "kubelet (fake, HTTPS): per exit {:.1} GET /pods, {:.1} followed logs",
+        count("/pods") as f64 / runs as f64,
+        count("/containerLogs/") as f64 / runs as f64,
+    );
+
+    let mut kills = Vec::new();
+    for i in 0..3 {
+        let name = format!("k{i}");
+        let ready = dir.path().join(format!("{name}.ready"));
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "trap '' TERM; touch {}; while :; do sleep 0.05; done",
+                    ready.display()
+                ),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        while !ready.exists() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        pid1.0.lock().unwrap().insert(name.clone(), child.id());
+        server.set_log("argo", "pod", &name, LogSource::Bytes("".into()));
+        server.set_container_state("argo", "pod", &name, json!({"running": {}}));
+        let reaper = {
+            let (server, name) = (Arc::clone(&server), name.clone());
+            std::thread::spawn(move || {
+                use std::os::unix::process::ExitStatusExt as _;
+                let status = child.wait().unwrap();
+                let code = status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+                server.set_container_state(
+                    "argo",
+                    "pod",
+                    &name,
+                    json!({"terminated": {"exitCode": code}}),
+                );
+            })
+        };
+        let started = std::time::Instant::now();
+        let outcome = tokio
+            .block_on(kubelet.kill(&name, Duration::from_secs(1)))
+            .unwrap();
+        kills.push(format!("{:?} ({outcome:?})", started.elapsed()));
+        reaper.join().unwrap();
+    }
+    println!(
+        "kubelet (fake, HTTPS): kill of a PID 1 that ignores SIGTERM, grace 1 s: {}",
+        kills.join(", ")
+    );
+}
