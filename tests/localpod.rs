@@ -881,3 +881,58 @@ fn api_v4_pod_keeps_the_emissary_and_reports_a_completed_task_result() {
     // The emissary, not k8sapi: no exec into main.
     assert!(calls(&log, &["/exec"]).is_empty(), "{log}");
 }
+
+#[test]
+fn api_with_the_kubelet_runtime_gives_the_same_outcome_as_pns() {
+    if !is_root() {
+        return;
+    }
+    for pod in [
+        "hello-world-result.yaml",
+        "output-volume.yaml",
+        "failing-main.yaml",
+    ] {
+        let pns = run(&fixture(pod), &[]);
+        let (kubelet, log) = run_api(&fixture(pod), &["--runtime", "kubelet"]);
+        assert_eq!(
+            outcome(&kubelet),
+            outcome(&pns),
+            "{pod}: --api --runtime kubelet (left) and PNS (right) differ\n{}\n{log}",
+            kubelet.stderr()
+        );
+        // wait asked the kubelet's /pods (and followed main's /containerLogs while it ran),
+        // never the API server's pod list or watch.
+        assert!(
+            !calls(&log, &["GET", "200", " /pods"]).is_empty(),
+            "{pod}: {log}"
+        );
+        assert!(
+            calls(&log, &["fieldSelector=metadata.name"]).is_empty(),
+            "{pod}: {log}"
+        );
+    }
+}
+
+#[test]
+fn api_with_the_kubelet_runtime_refuses_base_image_outputs_clearly() {
+    if !is_root() {
+        return;
+    }
+    let (r, log) = run_api(&fixture("output-parameter.yaml"), &["--runtime", "kubelet"]);
+    assert_eq!(r.json()["phase"], "Error", "{}\n{log}", r.stderr());
+    let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message.contains("base-image outputs are not available with the kubelet runtime"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_kubernetes_runtime_without_api_is_refused_naming_api() {
+    let r = run(
+        &fixture("hello-world-result.yaml"),
+        &["--runtime", "kubelet"],
+    );
+    assert!(!r.out.status.success());
+    assert!(r.stderr().contains("add --api"), "{}", r.stderr());
+}

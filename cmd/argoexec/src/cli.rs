@@ -271,15 +271,16 @@ pub(crate) struct RunArgs {
     pub(crate) image_map: Vec<String>,
     /// Run the pod with this runtime instead of the one it names, rewriting it as Argo's
     /// controller does for that runtime (emissary: every container but wait runs under
-    /// `/var/run/argo/argoexec emissary --`)
-    #[arg(long, value_name = "RUNTIME", value_parser = ["emissary"])]
+    /// `/var/run/argo/argoexec emissary --`). With --api: k8sapi (the default there) or kubelet
+    /// (the run's server also plays the node's kubelet, over HTTPS with a service-account token)
+    #[arg(long, value_name = "RUNTIME", value_parser = ["emissary", "k8sapi", "kubelet"])]
     pub(crate) runtime: Option<String>,
     /// Serve the pod through a Kubernetes API server of its own (in-process, on 127.0.0.1), so
     /// init and wait run as in a cluster: wait uses the k8sapi runtime (pod watch, exec, logs)
     /// and reports outputs to the API as the pod's Argo version does; they find the server
     /// through a kubeconfig (KUBECONFIG) where a real pod uses its service account. Outputs
     /// must be on volumes, as Argo's k8sapi requires
-    #[arg(long, conflicts_with = "runtime")]
+    #[arg(long)]
     pub(crate) api: bool,
     /// With --api: write the Kubernetes API requests the step made to FILE, one a line (method,
     /// verb, status, path)
@@ -361,23 +362,26 @@ mod tests {
     }
 
     #[test]
-    fn api_excludes_runtime_and_api_log_needs_api() {
-        let cli = Cli::try_parse_from(["argoexec", "run", "--pod", "p", "--api", "--api-log", "l"])
-            .unwrap();
-        let Command::Run(args) = cli.command else {
-            panic!("not run");
-        };
-        assert!(args.api);
-        let both = [
+    fn api_takes_a_kubernetes_runtime_and_api_log_needs_api() {
+        let cli = Cli::try_parse_from([
             "argoexec",
             "run",
             "--pod",
             "p",
             "--api",
+            "--api-log",
+            "l",
             "--runtime",
-            "emissary",
-        ];
-        assert!(Cli::try_parse_from(both).is_err());
+            "kubelet",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert!(args.api);
+        assert_eq!(args.runtime.as_deref(), Some("kubelet"));
+        let unknown = ["argoexec", "run", "--pod", "p", "--runtime", "docker"];
+        assert!(Cli::try_parse_from(unknown).is_err());
         assert!(Cli::try_parse_from(["argoexec", "run", "--pod", "p", "--api-log", "l"]).is_err());
     }
 

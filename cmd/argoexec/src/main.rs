@@ -204,16 +204,30 @@ fn run_local(pod: &argoexec_pod::StepPod, args: &cli::RunArgs) -> Result<ExitCod
         exe: std::env::current_exe().context("locate this binary")?,
         linger: args.linger,
         echo: !args.quiet,
-        runtime: args
-            .runtime
-            .as_deref()
-            .map(|name| match name {
-                "emissary" => Ok(argoexec_config::RuntimeKind::Emissary),
-                other => Err(anyhow::anyhow!("--runtime {other}: expected emissary")),
-            })
-            .transpose()?,
+        runtime: match (args.runtime.as_deref(), args.api) {
+            (Some("emissary"), false) => Some(argoexec_config::RuntimeKind::Emissary),
+            (Some("emissary"), true) => {
+                return Err(anyhow::anyhow!(
+                    "--runtime emissary cannot be combined with --api (a v4 pod keeps its \
+                     emissary under --api; for v2 and v3 pods --api runs k8sapi or kubelet)"
+                )
+                .into());
+            }
+            (Some(other), false) => {
+                return Err(anyhow::anyhow!(
+                    "--runtime {other} talks to Kubernetes: add --api, which serves the pod \
+                     through an API server of its own"
+                )
+                .into());
+            }
+            _ => None,
+        },
         api: args.api.then(|| argoexec_localpod::ApiOptions {
-            runtime: argoexec_localpod::ApiRuntime::K8sApi,
+            runtime: if args.runtime.as_deref() == Some("kubelet") {
+                argoexec_localpod::ApiRuntime::Kubelet
+            } else {
+                argoexec_localpod::ApiRuntime::K8sApi
+            },
             request_log: args.api_log.clone(),
         }),
     };

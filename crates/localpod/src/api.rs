@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use argoexec_pod::StepPod;
 use argoexec_template::Protocol;
-use argoexec_testkube::{ExecHandler, ExecRefusal, ExecTarget, LogSource, TestKube};
+use argoexec_testkube::{ExecHandler, ExecRefusal, ExecTarget, LogSource, ServerOptions, TestKube};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, Secret};
 use serde_json::{Value, json};
@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use crate::Error;
 use crate::env::{KeyedDirs, PodInfo};
 use crate::runner::{ContainerResult, Role};
-use crate::shim::COMBINED_FILE;
+use crate::shim::{BindMount, COMBINED_FILE};
 
 /// What init and wait use to see the pod under `--api`: one variant per runtime that talks to
 /// Kubernetes (the kubelet's own API is the next one).
@@ -44,6 +44,9 @@ use crate::shim::COMBINED_FILE;
 pub enum ApiRuntime {
     /// Argo's `k8sapi`: pod watch, `pods/exec` of `tar` and `kill`, `pods/log`.
     K8sApi,
+    /// Argo's `kubelet`: the node's kubelet API (`/pods`, `/containerLogs`, `/exec`) over HTTPS
+    /// with the service account's token and CA; here the same server plays the kubelet.
+    Kubelet,
 }
 
 impl ApiRuntime {
@@ -51,9 +54,20 @@ impl ApiRuntime {
     fn executor(self) -> &'static str {
         match self {
             Self::K8sApi => "k8sapi",
+            Self::Kubelet => "kubelet",
         }
     }
 }
+
+/// How init and wait reach the pod's API server: variables and mounts added to them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExecutorAccess {
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) mounts: Vec<BindMount>,
+}
+
+/// Where a pod's service account token and CA are mounted, as kubelet mounts them.
+const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// How `argoexec run --api` serves the pod.
 #[derive(Debug, Clone)]
@@ -202,25 +216,68 @@ struct Status {
 
 impl PodApi {
     /// Starts the server and creates the pod, its Secrets and ConfigMaps there; writes the
-    /// kubeconfig init and wait use to `kubeconfig`.
+    /// kubeconfig init and wait use into `kube_dir` (for the kubelet runtime, also the service
+    /// account's token and the server's CA, served over HTTPS), and says how they reach it.
     pub(crate) fn start(
         step: &StepPod,
         info: &PodInfo,
         keyed: KeyedDirs<'_>,
         state_dir: &Path,
-        kubeconfig: &Path,
+        kube_dir: &Path,
+        runtime: ApiRuntime,
         exe: &Path,
-    ) -> Result<Self, Error> {
-        let server = TestKube::start().map_err(|source| Error::Process {
+    ) -> Result<(Self, ExecutorAccess), Error> {
+        let options = match runtime {
+            ApiRuntime::K8sApi => ServerOptions::default(),
+            // The kubelet runtime takes the node's kubelet over HTTPS with the pod's token.
+            ApiRuntime::Kubelet => ServerOptions::default()
+                .tls()
+                .token(&crate::runner::random_uid()),
+        };
+        let server = TestKube::start_with(options).map_err(|source| Error::Process {
             what: "start the pod's Kubernetes API server".into(),
             source,
         })?;
-        if let Some(dir) = kubeconfig.parent() {
-            std::fs::create_dir_all(dir).map_err(Error::io("create", dir))?;
-        }
+        std::fs::create_dir_all(kube_dir).map_err(Error::io("create", kube_dir))?;
+        let kubeconfig = kube_dir.join("config");
         server
-            .write_kubeconfig(kubeconfig, &info.namespace)
-            .map_err(Error::io("write kubeconfig", kubeconfig))?;
+            .write_kubeconfig(&kubeconfig, &info.namespace)
+            .map_err(Error::io("write kubeconfig", &kubeconfig))?;
+        let mut access = ExecutorAccess {
+            env: vec![(
+                argoexec_config::env::KUBECONFIG.into(),
+                kubeconfig.display().to_string(),
+            )],
+            mounts: Vec::new(),
+        };
+        if let (Some(token), Some(ca)) = (server.token(), server.ca_pem()) {
+            let account = kube_dir.join("serviceaccount");
+            std::fs::create_dir_all(&account).map_err(Error::io("create", &account))?;
+            let files = [
+                ("token", token.as_str()),
+                ("ca.crt", ca),
+                ("namespace", info.namespace.as_str()),
+            ];
+            for (file, text) in files {
+                let path = account.join(file);
+                std::fs::write(&path, text).map_err(Error::io("write", &path))?;
+            }
+            access.env.extend([
+                (
+                    argoexec_config::env::ARGO_KUBELET_HOST.into(),
+                    "127.0.0.1".into(),
+                ),
+                (
+                    argoexec_config::env::ARGO_KUBELET_PORT.into(),
+                    server.port().to_string(),
+                ),
+            ]);
+            access.mounts.push(BindMount {
+                source: account,
+                target: SERVICE_ACCOUNT_DIR.into(),
+                read_only: true,
+            });
+        }
         let spec = step.pod.spec.clone().unwrap_or_default();
         let named = |c: &k8s_openapi::api::core::v1::Container| {
             (c.name.clone(), c.image.clone().unwrap_or_default())
@@ -266,7 +323,7 @@ impl PodApi {
             exe: exe.to_owned(),
             running,
         });
-        Ok(api)
+        Ok((api, access))
     }
 
     /// A container's process exists: it is running, and exec reaches it.

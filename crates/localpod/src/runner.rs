@@ -158,8 +158,8 @@ pub(crate) struct Dirs {
     pub(crate) containers: PathBuf,
     pub(crate) report: PathBuf,
     pub(crate) repository: PathBuf,
-    /// Under `--api`: the kubeconfig of the pod's API server, given to init and wait.
-    pub(crate) kubeconfig: Option<PathBuf>,
+    /// Under `--api`: how init and wait reach the pod's API server (and kubelet).
+    pub(crate) api: Option<crate::api::ExecutorAccess>,
 }
 
 impl Dirs {
@@ -171,7 +171,7 @@ impl Dirs {
             containers: root.join("containers"),
             report: root.join("outputs.json"),
             repository: root.join("artifacts"),
-            kubeconfig: None,
+            api: None,
             root,
         };
         for dir in [
@@ -243,10 +243,17 @@ pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, 
     };
     let volumes = volumes::prepare(&step.pod, &info, keyed, &dirs.volumes)?;
     let pod_api = match &options.api {
-        Some(_) => {
-            let kubeconfig = dirs.root.join("kube").join("config");
-            let api = PodApi::start(&step, &info, keyed, &dirs.state, &kubeconfig, &options.exe)?;
-            dirs.kubeconfig = Some(kubeconfig);
+        Some(api_options) => {
+            let (api, access) = PodApi::start(
+                &step,
+                &info,
+                keyed,
+                &dirs.state,
+                &dirs.root.join("kube"),
+                api_options.runtime,
+                &options.exe,
+            )?;
+            dirs.api = Some(access);
             Some(Arc::new(api))
         }
         None => None,
@@ -795,6 +802,9 @@ fn container_spec(
             target: workdir,
             read_only: false,
         });
+        if let Some(access) = &dirs.api {
+            mounts.extend(access.mounts.iter().cloned());
+        }
         volumes::sort_mounts(&mut mounts);
     }
     let own = dirs.containers.join(&c.name);
@@ -863,12 +873,9 @@ pub(crate) fn prepare(
             dirs.repository.display().to_string(),
         ));
     }
-    match &dirs.kubeconfig {
+    match &dirs.api {
         // Under --api, init and wait reach the pod's API server, and wait reports to it.
-        Some(kubeconfig) if executor => extra.push((
-            argoexec_config::env::KUBECONFIG.into(),
-            kubeconfig.display().to_string(),
-        )),
+        Some(access) if executor => extra.extend(access.env.iter().cloned()),
         Some(_) => {}
         None if role == Role::Wait => {
             extra.push((POD_STATE_DIR_ENV.into(), dirs.state.display().to_string()));

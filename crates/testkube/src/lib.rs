@@ -261,18 +261,35 @@ impl TestKube {
         self.ca_pem.as_deref()
     }
 
-    /// Writes a kubeconfig for this server (context `testkube`, bearer token `testkube-token`,
-    /// default namespace `namespace`) and returns its path.
+    /// Writes a kubeconfig for this server (context `testkube`, the bearer token the server
+    /// checks or `testkube-token`, default namespace `namespace`; over TLS, the CA written next
+    /// to it as `<path>.ca.crt`) and returns its path.
     pub fn write_kubeconfig(&self, path: &Path, namespace: &str) -> std::io::Result<PathBuf> {
+        let token = self.token().unwrap_or_else(|| "testkube-token".to_owned());
+        let ca = match &self.ca_pem {
+            Some(pem) => {
+                let mut ca = path.as_os_str().to_owned();
+                ca.push(".ca.crt");
+                let ca = PathBuf::from(ca);
+                std::fs::write(&ca, pem)?;
+                format!("\n    certificate-authority: {}", ca.display())
+            }
+            None => String::new(),
+        };
         let config = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: testkube\n  cluster:\n    server: {}\n\
-             users:\n- name: testkube\n  user:\n    token: testkube-token\n\
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: testkube\n  cluster:\n    server: {}{ca}\n\
+             users:\n- name: testkube\n  user:\n    token: {token}\n\
              contexts:\n- name: testkube\n  context:\n    cluster: testkube\n    user: testkube\n    namespace: {namespace}\n\
              current-context: testkube\n",
             self.url
         );
         std::fs::write(path, config)?;
         Ok(path.to_owned())
+    }
+
+    /// The bearer token the server requires, if it requires one.
+    pub fn token(&self) -> Option<String> {
+        self.shared.lock().token.clone()
     }
 
     /// Creates or replaces an object (`apiVersion` and `kind` say what it is; the namespace is
