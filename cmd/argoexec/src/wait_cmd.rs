@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use argoexec_config::{Config, RuntimeKind};
 use argoexec_executor::{
-    FileReporter, PodPaths, ReportError, Reporter, StepReport, WaitOptions, WaitOutcome, run_wait,
+    FileReporter, PodPaths, ReportError, Reporter, StepReport, Stop, WaitOptions, WaitOutcome,
+    run_wait,
 };
 use argoexec_kube::{AnySecrets, ApiSecrets, Backoff, KubeReporter, Names};
 use argoexec_runtime::{
@@ -35,7 +36,8 @@ pub(crate) fn wait(
         error,
         protocol: Some(protocol),
     };
-    // v2: the deadline is the execution annotation's (contract §1), read again on SIGUSR2.
+    // v2: the deadline is the execution annotation's (contract §1), read again when the file
+    // changes or on SIGUSR2.
     let execution = match protocol {
         Protocol::V2 if config.deadline.is_none() => Some(
             execution::read(&execution::annotations_path(config, root)).map_err(with_protocol)?,
@@ -275,6 +277,7 @@ impl RunWith<'_> {
                 *current,
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())
                     .context("listen for SIGUSR2")?,
+                execution::watch(path),
             )),
             None => None,
         };
@@ -282,16 +285,18 @@ impl RunWith<'_> {
         let terminate = async move {
             let stop = async {
                 match execution {
-                    Some((path, current, usr2)) => {
-                        execution::stop_requested(path, current, deadline, usr2).await;
-                        tracing::info!("Execution control asks to stop");
+                    Some((path, current, usr2, watch)) => {
+                        let stop =
+                            execution::stop_requested(path, current, deadline, usr2, watch).await;
+                        tracing::info!(?stop, "Execution control asks to stop");
+                        stop
                     }
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
-                _ = sigterm.recv() => {}
-                () = stop => {}
+                _ = sigterm.recv() => Stop::Terminated,
+                stop = stop => stop,
             }
         };
         let progress = &self.config.progress;

@@ -36,3 +36,5 @@ pub use pns::{DEFAULT_EXIT_CODE_WAIT, Pns, PnsOptions};
 pub use runtime::{
     ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
 };
+#[cfg(any(feature = "pns", feature = "emissary"))]
+pub use state_dir::DirWatch;

@@ -50,7 +50,7 @@ pub(super) async fn exit_code(dir: &Path, container: &str, bound: Duration) -> O
     let path = file(dir, container, "exitcode");
     let deadline = Instant::now() + bound;
     // Watch before looking, so a write between the look and the watch still wakes us.
-    let mut watch = match watch_dir(&dir.join(container)) {
+    let mut watch = match DirWatch::new(&dir.join(container)) {
         Ok(watch) => Some(watch),
         Err(error) => {
             tracing::debug!(container, %error, "cannot watch the container's state directory; polling");
@@ -67,7 +67,7 @@ pub(super) async fn exit_code(dir: &Path, container: &str, bound: Duration) -> O
             }
         }
         let woke = match &watch {
-            Some(w) => match tokio::time::timeout_at(deadline, changed(w)).await {
+            Some(w) => match tokio::time::timeout_at(deadline, w.changed()).await {
                 Ok(Ok(())) => true,
                 Ok(Err(error)) => {
                     tracing::debug!(container, %error, "lost the watch on the state directory; polling");
@@ -115,32 +115,42 @@ async fn read_code(path: &Path) -> io::Result<Option<i32>> {
     }
 }
 
-fn watch_dir(dir: &Path) -> io::Result<AsyncFd<std::os::fd::OwnedFd>> {
-    let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
-    inotify::add_watch(
-        &fd,
-        dir,
-        inotify::WatchFlags::CLOSE_WRITE
-            | inotify::WatchFlags::MOVED_TO
-            | inotify::WatchFlags::CREATE,
-    )?;
-    register(fd)
-}
+/// An inotify watch on one directory that wakes on every file written (closed after writing),
+/// created or moved into it: `exitcode` files, or the `..data` symlink kubelet renames into a
+/// downward-API volume when it updates it. Nothing polls.
+#[derive(Debug)]
+pub struct DirWatch(AsyncFd<OwnedFd>);
 
-/// Resolves at the next change in the watched directory, after draining the events.
-async fn changed(watch: &AsyncFd<std::os::fd::OwnedFd>) -> io::Result<()> {
-    let mut guard = watch.readable().await?;
-    let mut buf = [MaybeUninit::<u8>::uninit(); 1024];
-    let mut reader = inotify::Reader::new(watch.get_ref(), &mut buf);
-    loop {
-        match reader.next() {
-            Ok(_) => {}
-            Err(Errno::AGAIN) => break,
-            Err(errno) => return Err(errno.into()),
-        }
+impl DirWatch {
+    /// Watches `dir`, which must exist. Needs a tokio runtime with IO enabled.
+    pub fn new(dir: &Path) -> io::Result<Self> {
+        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
+        inotify::add_watch(
+            &fd,
+            dir,
+            inotify::WatchFlags::CLOSE_WRITE
+                | inotify::WatchFlags::MOVED_TO
+                | inotify::WatchFlags::CREATE,
+        )?;
+        register(fd).map(Self)
     }
-    guard.clear_ready();
-    Ok(())
+
+    /// Resolves at the next change in the directory, after draining the events (a burst of
+    /// changes wakes once).
+    pub async fn changed(&self) -> io::Result<()> {
+        let mut guard = self.0.readable().await?;
+        let mut buf = [MaybeUninit::<u8>::uninit(); 1024];
+        let mut reader = inotify::Reader::new(self.0.get_ref(), &mut buf);
+        loop {
+            match reader.next() {
+                Ok(_) => {}
+                Err(Errno::AGAIN) => break,
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+        guard.clear_ready();
+        Ok(())
+    }
 }
 
 /// Registers `fd` with tokio's reactor for readability.
