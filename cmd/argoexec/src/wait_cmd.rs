@@ -208,10 +208,7 @@ async fn reporter_for(
         instance_id: id.instance_id.clone(),
     };
     let backoff = api_backoff(config, protocol);
-    let secrets = match protocol {
-        Protocol::V2 => AnySecrets::Api(Box::new(ApiSecrets::new(&kube, backoff))),
-        Protocol::V3 | Protocol::V4 => mounted,
-    };
+    let secrets = api_secrets(root, protocol, &kube, backoff);
     let reporter = KubeReporter::new(kube, protocol, names, backoff)?;
     Ok((AnyReporter::Kube(Box::new(reporter)), secrets))
 }
@@ -236,21 +233,31 @@ fn api_backoff(config: &Config, protocol: Protocol) -> Backoff {
     )
 }
 
-/// Credentials for init: a v2 pod reads Secrets through the API (Argo 2 mounted none) when a
-/// client can be configured; otherwise, and for v3 and v4 pods, the mounted files.
+/// Credentials for init: a v2 pod reads Secrets through the API (Argo 2 mounted none), v3 and v4
+/// pods the mounted files; config maps come through the API. Without a client, only the mounted
+/// files.
 pub(crate) async fn init_secrets(config: &Config, root: &Path, protocol: Protocol) -> AnySecrets {
-    let mounted = AnySecrets::Mounted(MountedSecrets::new(root.join("argo/secret")));
-    if protocol != Protocol::V2 {
-        return mounted;
-    }
     match argoexec_kube::connect(&config.flags.kube).await {
-        Ok(kube) => AnySecrets::Api(Box::new(ApiSecrets::new(
-            &kube,
-            api_backoff(config, protocol),
-        ))),
+        Ok(kube) => api_secrets(root, protocol, &kube, api_backoff(config, protocol)),
         Err(e) => {
             tracing::debug!(error = %chain(&e), "No Kubernetes client: secrets come from mounted files");
-            mounted
+            AnySecrets::Mounted(MountedSecrets::new(root.join("argo/secret")))
+        }
+    }
+}
+
+/// Secrets through the API for a v2 pod, else the mounted files; config maps through the API.
+fn api_secrets(
+    root: &Path,
+    protocol: Protocol,
+    kube: &argoexec_kube::Kube,
+    backoff: Backoff,
+) -> AnySecrets {
+    let api = Box::new(ApiSecrets::new(kube, backoff));
+    match protocol {
+        Protocol::V2 => AnySecrets::Api(api),
+        Protocol::V3 | Protocol::V4 => {
+            AnySecrets::MountedWithApi(MountedSecrets::new(root.join("argo/secret")), api)
         }
     }
 }
