@@ -10,14 +10,16 @@ use std::time::Duration;
 use argoexec_config::KubeOverrides;
 use argoexec_executor::StepReport;
 use argoexec_kube::{
-    AnySecrets, ApiSecrets, Backoff, Kube, KubeReporter, Names, PodWatch, check_access, connect,
+    AnySecrets, ApiSecrets, Backoff, KubeReporter, Names, PodWatch, check_access, connect,
 };
 use argoexec_storage::{AnyDriver, Secrets as _};
 use argoexec_template::{Outputs, Parameter, Protocol};
 use argoexec_testkube::{Fault, TestKube};
 use serde_json::{Value, json};
 
-const NS: &str = "argo";
+mod common;
+
+use common::{NS, client};
 
 fn fast() -> Backoff {
     Backoff {
@@ -35,17 +37,6 @@ fn server_with_pod() -> TestKube {
                      "annotations": {"kept": "yes"}},
         "spec": {"containers": [{"name": "wait"}, {"name": "main"}]}}));
     kube
-}
-
-async fn client(server: &TestKube) -> Kube {
-    connect(&KubeOverrides {
-        server: Some(server.url().to_owned()),
-        namespace: Some(NS.into()),
-        token: Some("t".into()),
-        ..KubeOverrides::default()
-    })
-    .await
-    .unwrap()
 }
 
 fn names() -> Names {
