@@ -31,6 +31,22 @@ fn init_succeeds(root: &Path, template: &serde_json::Value, extra_env: &[(&str, 
     stderr
 }
 
+/// Runs init in a PNS pod, which must fail as an executor error; its termination log.
+fn init_fails(root: &Path, template: &serde_json::Value) -> String {
+    let out = init(
+        root,
+        template,
+        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    read(root.join("termination-log"))
+}
+
 /// A file's text, which must exist.
 fn read(path: impl AsRef<Path>) -> String {
     let path = path.as_ref();
@@ -133,13 +149,7 @@ fn assert_inputs_fail(artifacts: serde_json::Value, message: &str) {
         "container": {"image": "a"},
         "inputs": {"artifacts": artifacts}
     });
-    let out = init(
-        root.path(),
-        &template,
-        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
-    );
-    assert_eq!(out.status.code(), Some(64));
-    let log = std::fs::read_to_string(root.path().join("termination-log")).unwrap();
+    let log = init_fails(root.path(), &template);
     assert_eq!(log, message);
 }
 
@@ -481,13 +491,7 @@ fn an_unknown_git_revision_fails_init_naming_it() {
             {"name": "src", "path": "/src", "git": {"repo": url, "revision": "v9"}},
         ]}
     });
-    let out = init(
-        root.path(),
-        &template,
-        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
-    );
-    assert_eq!(out.status.code(), Some(64));
-    let log = std::fs::read_to_string(root.path().join("termination-log")).unwrap();
+    let log = init_fails(root.path(), &template);
     assert!(log.starts_with("artifact src failed to load"), "{log}");
     assert!(log.contains("\"v9\"") && log.contains(&url), "{log}");
     assert!(!root.path().join("argo/inputs/artifacts/src").exists());
