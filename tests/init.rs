@@ -23,6 +23,36 @@ fn init(root: &Path, template: &serde_json::Value, extra_env: &[(&str, &str)]) -
     cmd.output().unwrap()
 }
 
+/// Runs init, which must succeed; its stderr.
+fn init_succeeds(root: &Path, template: &serde_json::Value, extra_env: &[(&str, &str)]) -> String {
+    let out = init(root, template, extra_env);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+/// Runs init in a PNS pod, which must fail as an executor error; its termination log.
+fn init_fails(root: &Path, template: &serde_json::Value) -> String {
+    let out = init(
+        root,
+        template,
+        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    read(root.join("termination-log"))
+}
+
+/// A file's text, which must exist.
+fn read(path: impl AsRef<Path>) -> String {
+    let path = path.as_ref();
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -42,14 +72,9 @@ fn stages_script_bootstraps_emissary_and_loads_raw_inputs() {
             "volumeMounts": [{"name": "work", "mountPath": "/work"}]
         }
     });
-    let out = init(root.path(), &template, &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = init_succeeds(root.path(), &template, &[]);
     let r = root.path();
-    assert_eq!(
-        std::fs::read_to_string(r.join("argo/staging/script")).unwrap(),
-        "echo hi\n"
-    );
+    assert_eq!(read(r.join("argo/staging/script")), "echo hi\n");
     assert_eq!(
         mode(&r.join("argo/staging/script")),
         0o644,
@@ -68,7 +93,7 @@ fn stages_script_bootstraps_emissary_and_loads_raw_inputs() {
     assert_eq!(std::fs::read_to_string(&greeting).unwrap(), "hello\n");
     assert_eq!(mode(&greeting), 0o600);
     assert_eq!(
-        std::fs::read_to_string(r.join("mainctrfs/work/data/x.txt")).unwrap(),
+        read(r.join("mainctrfs/work/data/x.txt")),
         "v",
         "an input under a volume mount goes to /mainctrfs"
     );
@@ -109,7 +134,7 @@ fn resource_manifest_is_staged_and_pns_skips_the_bootstrap() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        std::fs::read_to_string(root.path().join("tmp/manifest.yaml")).unwrap(),
+        read(root.path().join("tmp/manifest.yaml")),
         "kind: ConfigMap\n"
     );
     assert!(!root.path().join("var/run/argo/argoexec").exists());
@@ -124,13 +149,7 @@ fn assert_inputs_fail(artifacts: serde_json::Value, message: &str) {
         "container": {"image": "a"},
         "inputs": {"artifacts": artifacts}
     });
-    let out = init(
-        root.path(),
-        &template,
-        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
-    );
-    assert_eq!(out.status.code(), Some(64));
-    let log = std::fs::read_to_string(root.path().join("termination-log")).unwrap();
+    let log = init_fails(root.path(), &template);
     assert_eq!(log, message);
 }
 
@@ -184,29 +203,11 @@ fn loads_s3_inputs_a_file_and_a_directory_through_archive_location() {
             {"name": "gone", "path": "/in/gone", "optional": true, "s3": {"key": "wf/pod-a/missing"}},
         ]}
     });
-    let out = init(
-        root.path(),
-        &template,
-        &[
-            ("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns"),
-            ("EXECUTOR_RETRY_BACKOFF_STEPS", "1"),
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = init_succeeds(root.path(), &template, &pns_with_attempts("1"));
     let arts = root.path().join("argo/inputs/artifacts");
-    assert_eq!(
-        std::fs::read_to_string(arts.join("report")).unwrap(),
-        "report\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(arts.join("dir/one.txt")).unwrap(),
-        "1"
-    );
-    assert_eq!(
-        std::fs::read_to_string(arts.join("dir/sub/two.txt")).unwrap(),
-        "2"
-    );
+    assert_eq!(read(arts.join("report")), "report\n");
+    assert_eq!(read(arts.join("dir/one.txt")), "1");
+    assert_eq!(read(arts.join("dir/sub/two.txt")), "2");
     assert!(!arts.join("gone").exists());
     assert!(
         stderr.contains("Skipping optional input artifact that was not found"),
@@ -241,6 +242,14 @@ fn faulty_setup(
     (template, data)
 }
 
+/// A PNS pod whose transfers are tried `steps` times.
+fn pns_with_attempts(steps: &str) -> [(&str, &str); 2] {
+    [
+        ("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns"),
+        ("EXECUTOR_RETRY_BACKOFF_STEPS", steps),
+    ]
+}
+
 const FAST_RETRIES: [(&str, &str); 3] = [
     ("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns"),
     ("EXECUTOR_RETRY_BACKOFF_DURATION", "20ms"),
@@ -256,9 +265,7 @@ fn survives_slowdown_a_closed_connection_and_a_cut_download() {
     );
     let root = tempfile::tempdir().unwrap();
     let (template, data) = faulty_setup(&server, &proxy, root.path());
-    let out = init(root.path(), &template, &FAST_RETRIES);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = init_succeeds(root.path(), &template, &FAST_RETRIES);
     assert_eq!(proxy.remaining(), 0, "every fault was met");
     let loaded = std::fs::read(root.path().join("argo/inputs/artifacts/big")).unwrap();
     assert!(loaded == data, "the loaded file is whole and exact");
@@ -304,37 +311,37 @@ fn archives_in_bucket(bucket: &Path) {
     let dir = bucket.join("wf");
     std::fs::create_dir_all(&dir).unwrap();
     let run = |cmd: &mut Command| assert!(cmd.status().unwrap().success(), "{cmd:?}");
-    run(Command::new("tar")
-        .arg("-czf")
-        .arg(dir.join("tree.tgz"))
-        .arg("-C")
-        .arg(work.path())
-        .arg("tree"));
-    run(Command::new("tar")
-        .arg("-cf")
-        .arg(dir.join("tree.tar"))
-        .arg("-C")
-        .arg(work.path())
-        .arg("tree"));
-    run(Command::new("python3")
-        .arg("-c")
-        .arg(
+    for (flags, name) in [("-czf", "tree.tgz"), ("-cf", "tree.tar")] {
+        run(Command::new("tar")
+            .arg(flags)
+            .arg(dir.join(name))
+            .arg("-C")
+            .arg(work.path())
+            .arg("tree"));
+    }
+    let python = [
+        (
             "import sys, zipfile\n\
-         with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z:\n\
-         \x20   z.writestr('a.txt', 'A')\n\
-         \x20   z.writestr('d/b.txt', 'B')\n",
-        )
-        .arg(dir.join("flat.zip")));
-    run(Command::new("python3")
-        .arg("-c")
-        .arg(
+             with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED) as z:\n\
+             \x20   z.writestr('a.txt', 'A')\n\
+             \x20   z.writestr('d/b.txt', 'B')\n",
+            "flat.zip",
+        ),
+        (
             "import io, sys, tarfile\n\
-         with tarfile.open(sys.argv[1], 'w:gz') as t:\n\
-         \x20   for name in ('ok.txt', '../escaped.txt'):\n\
-         \x20       info = tarfile.TarInfo(name); info.size = 2\n\
-         \x20       t.addfile(info, io.BytesIO(b'hi'))\n",
-        )
-        .arg(dir.join("evil.tgz")));
+             with tarfile.open(sys.argv[1], 'w:gz') as t:\n\
+             \x20   for name in ('ok.txt', '../escaped.txt'):\n\
+             \x20       info = tarfile.TarInfo(name); info.size = 2\n\
+             \x20       t.addfile(info, io.BytesIO(b'hi'))\n",
+            "evil.tgz",
+        ),
+    ];
+    for (script, name) in python {
+        run(Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(dir.join(name)));
+    }
 }
 
 #[test]
@@ -364,21 +371,16 @@ fn unpacks_inputs_by_strategy_and_by_magic_bytes() {
             {"name": "plain", "path": "/in/plain", "s3": key("wf/tree.tar")},
         ]}
     });
-    let out = init(
+    init_succeeds(
         root.path(),
         &template,
         &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
     let arts = root.path().join("argo/inputs/artifacts");
     for name in ["tgz", "tar"] {
         let dir = arts.join(name);
         assert_eq!(std::fs::read_to_string(dir.join("one.txt")).unwrap(), "1");
-        assert_eq!(
-            std::fs::read_to_string(dir.join("sub/two.txt")).unwrap(),
-            "2"
-        );
+        assert_eq!(read(dir.join("sub/two.txt")), "2");
         assert!(dir.join("empty").is_dir(), "{name}: empty directory kept");
         assert_eq!(
             std::fs::read_link(dir.join("link")).unwrap(),
@@ -387,14 +389,8 @@ fn unpacks_inputs_by_strategy_and_by_magic_bytes() {
         );
     }
     // Two top-level entries: the zip's contents go under the destination.
-    assert_eq!(
-        std::fs::read_to_string(arts.join("zip/a.txt")).unwrap(),
-        "A"
-    );
-    assert_eq!(
-        std::fs::read_to_string(arts.join("zip/d/b.txt")).unwrap(),
-        "B"
-    );
+    assert_eq!(read(arts.join("zip/a.txt")), "A");
+    assert_eq!(read(arts.join("zip/d/b.txt")), "B");
     assert_eq!(
         std::fs::read(arts.join("kept")).unwrap(),
         std::fs::read(bucket.join("wf/tree.tgz")).unwrap()
@@ -419,14 +415,7 @@ fn refuses_an_archive_that_reaches_outside_and_leaves_nothing() {
         "container": {"image": "alpine"},
         "inputs": {"artifacts": [{"name": "evil", "path": "/in/evil", "s3": loc}]}
     });
-    let out = init(
-        root.path(),
-        &template,
-        &[
-            ("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns"),
-            ("EXECUTOR_RETRY_BACKOFF_STEPS", "3"),
-        ],
-    );
+    let out = init(root.path(), &template, &pns_with_attempts("3"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
@@ -466,27 +455,19 @@ fn checks_out_a_git_input_at_a_tag_and_a_branch_with_mode() {
              "git": {"repo": daemon.url("repo.git"), "revision": "feature", "depth": 1}},
         ]}
     });
-    let out = init(
+    let stderr = init_succeeds(
         root.path(),
         &template,
         &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
     let src = root.path().join("argo/inputs/artifacts/src");
-    assert_eq!(
-        std::fs::read_to_string(src.join("README")).unwrap(),
-        "one\n"
-    );
+    assert_eq!(read(src.join("README")), "one\n");
     assert!(
         src.join(".git").is_dir(),
         "the destination is a working tree"
     );
     let feature = root.path().join("mainctrfs/work/feature");
-    assert_eq!(
-        std::fs::read_to_string(feature.join("feature.txt")).unwrap(),
-        "feature\n"
-    );
+    assert_eq!(read(feature.join("feature.txt")), "feature\n");
     // Without recurseMode, as in Argo, the mode is the working tree's own.
     assert_eq!(mode(&feature), 0o700);
     assert_eq!(mode(&feature.join("feature.txt")), 0o644);
@@ -510,13 +491,7 @@ fn an_unknown_git_revision_fails_init_naming_it() {
             {"name": "src", "path": "/src", "git": {"repo": url, "revision": "v9"}},
         ]}
     });
-    let out = init(
-        root.path(),
-        &template,
-        &[("ARGO_CONTAINER_RUNTIME_EXECUTOR", "pns")],
-    );
-    assert_eq!(out.status.code(), Some(64));
-    let log = std::fs::read_to_string(root.path().join("termination-log")).unwrap();
+    let log = init_fails(root.path(), &template);
     assert!(log.starts_with("artifact src failed to load"), "{log}");
     assert!(log.contains("\"v9\"") && log.contains(&url), "{log}");
     assert!(!root.path().join("argo/inputs/artifacts/src").exists());

@@ -349,6 +349,11 @@ mod kube {
         execution: Option<&Value>,
     ) -> std::path::PathBuf {
         let path = root.join("annotations");
+        std::fs::write(&path, annotations_text(template, execution)).unwrap();
+        path
+    }
+
+    fn annotations_text(template: &Value, execution: Option<&Value>) -> String {
         let quote = |v: &Value| serde_json::to_string(&v.to_string()).unwrap();
         let mut text = String::new();
         if let Some(execution) = execution {
@@ -361,12 +366,43 @@ mod kube {
             "workflows.argoproj.io/template={}\n",
             quote(template)
         ));
-        std::fs::write(&path, text).unwrap();
-        path
+        text
+    }
+
+    /// Writes `annotations` into a downward-API volume at `dir` as kubelet's atomic writer does:
+    /// a new timestamped directory, a `..data_tmp` symlink to it renamed over `..data`, the
+    /// visible file a symlink through `..data`, the old directory removed. Returns the file.
+    fn kubelet_writes(dir: &Path, text: &str) -> std::path::PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let old = std::fs::read_link(dir.join("..data")).ok();
+        let stamp = format!(
+            "..{}",
+            jiff::Timestamp::now().strftime("%Y_%m_%d_%H_%M_%S.%f")
+        );
+        std::fs::create_dir(dir.join(&stamp)).unwrap();
+        std::fs::write(dir.join(&stamp).join("annotations"), text).unwrap();
+        std::os::unix::fs::symlink(&stamp, dir.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+        let visible = dir.join("annotations");
+        if old.is_none() {
+            std::os::unix::fs::symlink("..data/annotations", &visible).unwrap();
+        }
+        if let Some(old) = old {
+            std::fs::remove_dir_all(dir.join(old)).unwrap();
+        }
+        visible
+    }
+
+    /// How the controller changes the execution control once wait runs.
+    enum Change {
+        /// Argo 2: rewrite the file, then SIGUSR2 to wait.
+        Signal,
+        /// Kubelet updates the downward-API volume; nobody signals wait.
+        Kubelet,
     }
 
     /// A v2 step whose main sleeps until killed; wait's node-message when it is stopped.
-    fn v2_stopped(execution: &Value, then: Option<&Value>) -> String {
+    fn v2_stopped(execution: &Value, then: Option<(&Value, Change)>) -> String {
         let server = server();
         let root = tempfile::tempdir().unwrap();
         let root = root.path();
@@ -374,7 +410,13 @@ mod kube {
         let marker = format!("sleep 5{}", std::process::id() % 1000);
         start_container(&ns, &root.join("state"), "main", &format!("exec {marker}"));
         let template = json!({"name": "step", "container": {"image": "alpine"}});
-        let annotations = v2_annotations(root, &template, Some(execution));
+        let volume = root.join("podmetadata");
+        let annotations = match &then {
+            Some((_, Change::Kubelet)) => {
+                kubelet_writes(&volume, &annotations_text(&template, Some(execution)))
+            }
+            _ => v2_annotations(root, &template, Some(execution)),
+        };
         let mut wait = api_wait(&ns, root, &server, &template)
             .env_remove("ARGO_TEMPLATE")
             .arg("--pod-annotations")
@@ -382,8 +424,8 @@ mod kube {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        if let Some(then) = then {
-            // Once wait waits for main, the controller changes the annotation and signals wait.
+        if let Some((then, change)) = then {
+            // Once wait waits for main, the controller changes the annotation.
             let stderr = wait.stderr.take().unwrap();
             let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
             lines
@@ -391,13 +433,33 @@ mod kube {
                 .unwrap()
                 .unwrap();
             std::thread::spawn(move || lines.for_each(drop));
-            v2_annotations(root, &template, Some(then));
-            let pattern = format!("wait --pod-root {}", root.display());
-            let signalled = Command::new("pkill")
-                .args(["-USR2", "-n", "-f", &pattern])
-                .status()
-                .unwrap();
-            assert!(signalled.success());
+            match change {
+                Change::Signal => {
+                    // Rewritten through a descriptor that stays open until wait is signalled:
+                    // no close-after-write for wait's inotify watch to see, only the signal.
+                    let mut file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .truncate(true)
+                        .open(&annotations)
+                        .unwrap();
+                    std::io::Write::write_all(
+                        &mut file,
+                        annotations_text(&template, Some(then)).as_bytes(),
+                    )
+                    .unwrap();
+                    let pattern = format!("wait --pod-root {}", root.display());
+                    let signalled = Command::new("pkill")
+                        .args(["-USR2", "-n", "-f", &pattern])
+                        .status()
+                        .unwrap();
+                    assert!(signalled.success());
+                    assert_eq!(wait.wait().unwrap().code(), Some(1));
+                    drop(file);
+                }
+                Change::Kubelet => {
+                    kubelet_writes(&volume, &annotations_text(&template, Some(then)));
+                }
+            }
         }
         let status = wait.wait().unwrap();
         assert_eq!(status.code(), Some(1));
@@ -421,9 +483,20 @@ mod kube {
         let far = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
         let message = v2_stopped(
             &json!({"deadline": far.to_string()}),
-            Some(&json!({"deadline": "0001-01-01T00:00:00Z"})),
+            Some((&json!({"deadline": "0001-01-01T00:00:00Z"}), Change::Signal)),
         );
         assert_eq!(message, "Step terminated");
+    }
+
+    #[test]
+    fn v2_kubelet_updating_the_annotations_volume_brings_a_new_deadline_without_a_signal() {
+        let far = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+        let past = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(1);
+        let message = v2_stopped(
+            &json!({"deadline": far.to_string()}),
+            Some((&json!({"deadline": past.to_string()}), Change::Kubelet)),
+        );
+        assert_eq!(message, "Step exceeded its deadline");
     }
 
     #[test]

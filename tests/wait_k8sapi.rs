@@ -2,8 +2,8 @@
 //! API server speaking the real protocol (argoexec-testkube). The test plays the kubelet: main
 //! and a sidecar are real processes whose exits it writes into the pod's status, `pods/exec`
 //! runs in directories standing for the containers' roots and signals those processes, and
-//! main's log is the file its stdout goes to. (Base-image artifacts are not here: the executor
-//! does not yet re-pack the tar stream this runtime returns.)
+//! main's log is the file its stdout goes to. Artifacts in main's root come out as the tar
+//! stream of an exec'd `tar` and are re-packed into the archive the template asks for.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -139,7 +139,9 @@ fn wait_with_k8sapi_saves_outputs_through_exec_and_kills_the_sidecar() {
         &containers,
         "main",
         &format!(
-            "sleep 0.3; echo 42 > {r}/tmp/param && echo hello",
+            "sleep 0.3; echo 42 > {r}/tmp/param && mkdir -p {r}/tmp/out/dir/sub && \
+             printf one > {r}/tmp/out/file.txt && printf a > {r}/tmp/out/dir/a && \
+             printf b > {r}/tmp/out/dir/sub/b && echo hello",
             r = main_root.display()
         ),
         Some(&log),
@@ -149,6 +151,11 @@ fn wait_with_k8sapi_saves_outputs_through_exec_and_kills_the_sidecar() {
         "script": {"image": "alpine", "source": "echo hello"},
         "outputs": {
             "parameters": [{"name": "p", "valueFrom": {"path": "/tmp/param"}}],
+            "artifacts": [
+                {"name": "file", "path": "/tmp/out/file.txt"},
+                {"name": "tree", "path": "/tmp/out/dir"},
+                {"name": "plain", "path": "/tmp/out/file.txt", "archive": {"none": {}}},
+            ],
         },
     });
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_argoexec"))
@@ -180,6 +187,48 @@ fn wait_with_k8sapi_saves_outputs_through_exec_and_kills_the_sidecar() {
     let outputs = &report["outputs"];
     assert_eq!(outputs["result"], "hello", "{report:#}");
     assert_eq!(outputs["parameters"][0]["value"], "42");
+    // Each artifact is in the local repository as Argo packs it: a file or a directory under
+    // its base name in a tar.gz, or the file itself.
+    let repo = dir.join("repo/wf/pod-1");
+    let keys: Vec<&str> = outputs["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["local"]["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "wf/pod-1/file.tgz",
+            "wf/pod-1/tree.tgz",
+            "wf/pod-1/file.txt"
+        ],
+        "{report:#}"
+    );
+    assert_eq!(
+        tgz_entries(&repo.join("file.tgz")),
+        [("file.txt".to_owned(), Some("one".to_owned()))]
+    );
+    assert_eq!(
+        tgz_entries(&repo.join("tree.tgz")),
+        [
+            ("dir/".to_owned(), None),
+            ("dir/a".to_owned(), Some("a".to_owned())),
+            ("dir/sub/".to_owned(), None),
+            ("dir/sub/b".to_owned(), Some("b".to_owned())),
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("file.txt")).unwrap(),
+        "one"
+    );
+    // The parameter and each artifact came out of main through an exec'd tar.
+    let tars = server
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/pods/pod-1/exec") && r.query.contains("command=tar"))
+        .count();
+    assert_eq!(tars, 4, "{:?}", server.requests());
     // Nothing polled the pod: its state came from watches.
     let gets = server
         .requests()
@@ -187,4 +236,26 @@ fn wait_with_k8sapi_saves_outputs_through_exec_and_kills_the_sidecar() {
         .filter(|r| r.verb == "get" && r.path.ends_with("/pods/pod-1"))
         .count();
     assert!(gets <= 4, "{:?}", server.requests());
+}
+
+/// A tar.gz's entries, sorted: path, and the content of a regular file.
+fn tgz_entries(path: &Path) -> Vec<(String, Option<String>)> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(file));
+    let mut entries: Vec<(String, Option<String>)> = archive
+        .entries()
+        .unwrap()
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let content = entry.header().entry_type().is_file().then(|| {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+                text
+            });
+            (name, content)
+        })
+        .collect();
+    entries.sort();
+    entries
 }

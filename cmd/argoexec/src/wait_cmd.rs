@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use argoexec_config::{Config, RuntimeKind};
 use argoexec_executor::{
-    FileReporter, PodPaths, ReportError, Reporter, StepReport, WaitOptions, WaitOutcome, run_wait,
+    FileReporter, PodPaths, ReportError, Reporter, StepReport, Stop, WaitOptions, WaitOutcome,
+    run_wait,
 };
 use argoexec_kube::{AnySecrets, ApiSecrets, Backoff, KubeReporter, Names};
 use argoexec_runtime::{
@@ -35,7 +36,8 @@ pub(crate) fn wait(
         error,
         protocol: Some(protocol),
     };
-    // v2: the deadline is the execution annotation's (contract §1), read again on SIGUSR2.
+    // v2: the deadline is the execution annotation's (contract §1), read again when the file
+    // changes or on SIGUSR2.
     let execution = match protocol {
         Protocol::V2 if config.deadline.is_none() => Some(
             execution::read(&execution::annotations_path(config, root)).map_err(with_protocol)?,
@@ -214,10 +216,7 @@ async fn reporter_for(
         instance_id: id.instance_id.clone(),
     };
     let backoff = api_backoff(config, protocol);
-    let secrets = match protocol {
-        Protocol::V2 => AnySecrets::Api(Box::new(ApiSecrets::new(&kube, backoff))),
-        Protocol::V3 | Protocol::V4 => mounted,
-    };
+    let secrets = api_secrets(root, protocol, &kube, backoff);
     let reporter = KubeReporter::new(kube, protocol, names, backoff)?;
     Ok((AnyReporter::Kube(Box::new(reporter)), secrets))
 }
@@ -232,21 +231,31 @@ fn api_backoff(config: &Config, protocol: Protocol) -> Backoff {
     )
 }
 
-/// Credentials for init: a v2 pod reads Secrets through the API (Argo 2 mounted none) when a
-/// client can be configured; otherwise, and for v3 and v4 pods, the mounted files.
+/// Credentials for init: a v2 pod reads Secrets through the API (Argo 2 mounted none), v3 and v4
+/// pods the mounted files; config maps come through the API. Without a client, only the mounted
+/// files.
 pub(crate) async fn init_secrets(config: &Config, root: &Path, protocol: Protocol) -> AnySecrets {
-    let mounted = AnySecrets::Mounted(MountedSecrets::new(root.join("argo/secret")));
-    if protocol != Protocol::V2 {
-        return mounted;
-    }
     match argoexec_kube::connect(&config.flags.kube).await {
-        Ok(kube) => AnySecrets::Api(Box::new(ApiSecrets::new(
-            &kube,
-            api_backoff(config, protocol),
-        ))),
+        Ok(kube) => api_secrets(root, protocol, &kube, api_backoff(config, protocol)),
         Err(e) => {
             tracing::debug!(error = %chain(&e), "No Kubernetes client: secrets come from mounted files");
-            mounted
+            AnySecrets::Mounted(MountedSecrets::new(root.join("argo/secret")))
+        }
+    }
+}
+
+/// Secrets through the API for a v2 pod, else the mounted files; config maps through the API.
+fn api_secrets(
+    root: &Path,
+    protocol: Protocol,
+    kube: &argoexec_kube::Kube,
+    backoff: Backoff,
+) -> AnySecrets {
+    let api = Box::new(ApiSecrets::new(kube, backoff));
+    match protocol {
+        Protocol::V2 => AnySecrets::Api(api),
+        Protocol::V3 | Protocol::V4 => {
+            AnySecrets::MountedWithApi(MountedSecrets::new(root.join("argo/secret")), api)
         }
     }
 }
@@ -273,6 +282,7 @@ impl RunWith<'_> {
                 *current,
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())
                     .context("listen for SIGUSR2")?,
+                execution::watch(path),
             )),
             None => None,
         };
@@ -280,16 +290,18 @@ impl RunWith<'_> {
         let terminate = async move {
             let stop = async {
                 match execution {
-                    Some((path, current, usr2)) => {
-                        execution::stop_requested(path, current, deadline, usr2).await;
-                        tracing::info!("Execution control asks to stop");
+                    Some((path, current, usr2, watch)) => {
+                        let stop =
+                            execution::stop_requested(path, current, deadline, usr2, watch).await;
+                        tracing::info!(?stop, "Execution control asks to stop");
+                        stop
                     }
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
-                _ = sigterm.recv() => {}
-                () = stop => {}
+                _ = sigterm.recv() => Stop::Terminated,
+                stop = stop => stop,
             }
         };
         let progress = &self.config.progress;

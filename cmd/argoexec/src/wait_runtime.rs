@@ -3,14 +3,11 @@
 //! depends on `argoexec-runtime` through the executor, so `AnyRuntime` cannot hold them).
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use argoexec_config::Config;
 use argoexec_kube::{Backoff, K8sApi, Kubelet, KubeletOptions};
-use argoexec_runtime::{
-    AnyRuntime, ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
-};
+use argoexec_runtime::AnyRuntime;
 
 /// One runtime, chosen by `ARGO_CONTAINER_RUNTIME_EXECUTOR`.
 #[derive(Debug)]
@@ -77,36 +74,4 @@ macro_rules! dispatch {
     };
 }
 
-impl ContainerRuntime for WaitRuntime {
-    fn name(&self) -> &'static str {
-        dispatch!(self, r => r.name())
-    }
-
-    async fn containers(&self) -> Result<Vec<String>, Error> {
-        dispatch!(self, r => r.containers().await)
-    }
-
-    async fn wait_started(&self, container: &str) -> Result<(), Error> {
-        dispatch!(self, r => r.wait_started(container).await)
-    }
-
-    async fn wait_exited(&self, container: &str) -> Result<ExitStatus, Error> {
-        dispatch!(self, r => r.wait_exited(container).await)
-    }
-
-    async fn kill(&self, container: &str, grace: Duration) -> Result<KillOutcome, Error> {
-        dispatch!(self, r => r.kill(container, grace).await)
-    }
-
-    async fn open_path(&self, container: &str, path: &Path) -> Result<PathSource, Error> {
-        dispatch!(self, r => r.open_path(container, path).await)
-    }
-
-    async fn logs(&self, container: &str, stream: LogStream) -> Result<ByteStream, Error> {
-        dispatch!(self, r => r.logs(container, stream).await)
-    }
-
-    async fn read_file(&self, container: &str, path: &Path) -> Result<Vec<u8>, Error> {
-        dispatch!(self, r => r.read_file(container, path).await)
-    }
-}
+argoexec_runtime::forward_container_runtime!(WaitRuntime, dispatch);

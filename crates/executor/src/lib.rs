@@ -19,5 +19,5 @@ pub use paths::{PathError, PodPaths, clean_artifact_path, overlapping_mount, vol
 pub use place::{Limits, PlaceError, UnpackStats, apply_mode, place, unpack_limits};
 pub use report::{FileReporter, NoReporter, ReportError, Reporter, StepReport};
 pub use wait::{
-    MAX_RESULT_BYTES, SaveError, UploadError, WaitError, WaitOptions, WaitOutcome, run_wait,
+    MAX_RESULT_BYTES, SaveError, Stop, UploadError, WaitError, WaitOptions, WaitOutcome, run_wait,
 };

@@ -224,14 +224,24 @@ impl Driver for StoreDriver {
     }
 }
 
-/// Runs the wait sequence. `terminate` resolves when wait is asked to stop (SIGTERM).
+/// Why wait is asked to stop main before main exits by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM, or v2's execution control asking to stop now: "Step terminated".
+    Terminated,
+    /// A deadline learnt after start-up passed (v2: the execution annotation changed):
+    /// "Step exceeded its deadline", as for the deadline in [`WaitOptions`].
+    DeadlineExceeded,
+}
+
+/// Runs the wait sequence. `terminate` resolves when wait is asked to stop, and says why.
 pub async fn run_wait<R, P, S>(
     template: &Template,
     options: &WaitOptions,
     runtime: &R,
     reporter: &P,
     secrets: &S,
-    terminate: impl Future<Output = ()> + Send,
+    terminate: impl Future<Output = Stop> + Send,
 ) -> WaitOutcome
 where
     R: ContainerRuntime,
@@ -293,7 +303,7 @@ async fn wait_for_mains<R: ContainerRuntime>(
     mains: &[String],
     options: &WaitOptions,
     runtime: &R,
-    terminate: impl Future<Output = ()> + Send,
+    terminate: impl Future<Output = Stop> + Send,
 ) -> Result<(), WaitError> {
     tracing::info!(containers = ?mains, "Waiting for main containers to complete");
     let all_exited = futures::future::try_join_all(mains.iter().map(|name| async move {
@@ -314,7 +324,10 @@ async fn wait_for_mains<R: ContainerRuntime>(
     let stop = tokio::select! {
         result = all_exited => return result.map(|_| ()).map_err(WaitError::WaitMain),
         () = deadline => WaitError::Deadline,
-        () = terminate => WaitError::Terminated,
+        stop = terminate => match stop {
+            Stop::Terminated => WaitError::Terminated,
+            Stop::DeadlineExceeded => WaitError::Deadline,
+        },
     };
     tracing::warn!(reason = %stop, "Killing main containers");
     kill_all(runtime, mains, options.grace).await;
@@ -1131,7 +1144,10 @@ mod tests {
             &pod.runtime,
             &reporter,
             &secrets,
-            tokio::time::sleep(Duration::from_millis(20)),
+            async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Stop::Terminated
+            },
         )
         .await;
         assert!(matches!(

@@ -44,12 +44,14 @@ pub enum Error {
     /// A configuration value the reporter needs is missing.
     #[error("unable to report outputs: {0} is not set")]
     Missing(&'static str),
-    /// A secret key is not in the secret.
-    #[error("secret {namespace}/{name} has no key {key:?}")]
+    /// A key is not in the secret or config map.
+    #[error("{kind} {namespace}/{name} has no key {key:?}")]
     MissingKey {
+        /// `secret` or `config map`.
+        kind: &'static str,
         /// The namespace.
         namespace: String,
-        /// The secret.
+        /// The secret or config map.
         name: String,
         /// The key.
         key: String,

@@ -268,7 +268,11 @@ impl KubeReporter {
                     ..OwnerReference::default()
                 }
             }
-            // Argo 3.3 wrote kind "pods" here; "Pod" is the kind the garbage collector resolves.
+            // Owned by the pod, so the result goes when the pod does. Argo v3.3.8 (and v3.4.0 to
+            // v3.4.7) wrote `kind: "pods"`, the resource's plural: the garbage collector maps an
+            // owner's apiVersion and kind through the REST mapper, finds no kind "pods", and
+            // never collects the result (Argo fixed it to "Pod" in #11048, v3.4.8; v3.5 moved the
+            // owner to the Workflow, as v4 below). "Pod" is the kind it resolves.
             _ => OwnerReference {
                 api_version: "v1".into(),
                 kind: "Pod".into(),

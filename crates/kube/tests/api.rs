@@ -1,6 +1,7 @@
 //! The Kubernetes side of the executor against a fake API server that speaks the real protocol
 //! (`argoexec-testkube`): reporters of each protocol, retries under injected faults, access
-//! checks, the pod watch across dropped streams and expired resourceVersions, secrets.
+//! checks, the pod watch across dropped streams and expired resourceVersions, secrets and config
+//! maps (also as HDFS reads its Kerberos config map).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,14 +10,16 @@ use std::time::Duration;
 use argoexec_config::KubeOverrides;
 use argoexec_executor::StepReport;
 use argoexec_kube::{
-    AnySecrets, ApiSecrets, Backoff, Kube, KubeReporter, Names, PodWatch, check_access, connect,
+    AnySecrets, ApiSecrets, Backoff, KubeReporter, Names, PodWatch, check_access, connect,
 };
-use argoexec_storage::Secrets as _;
+use argoexec_storage::{AnyDriver, Secrets as _};
 use argoexec_template::{Outputs, Parameter, Protocol};
 use argoexec_testkube::{Fault, TestKube};
 use serde_json::{Value, json};
 
-const NS: &str = "argo";
+mod common;
+
+use common::{NS, client};
 
 fn fast() -> Backoff {
     Backoff {
@@ -34,17 +37,6 @@ fn server_with_pod() -> TestKube {
                      "annotations": {"kept": "yes"}},
         "spec": {"containers": [{"name": "wait"}, {"name": "main"}]}}));
     kube
-}
-
-async fn client(server: &TestKube) -> Kube {
-    connect(&KubeOverrides {
-        server: Some(server.url().to_owned()),
-        namespace: Some(NS.into()),
-        token: Some("t".into()),
-        ..KubeOverrides::default()
-    })
-    .await
-    .unwrap()
 }
 
 fn names() -> Names {
@@ -129,10 +121,10 @@ async fn v3_creates_a_task_result_owned_by_the_pod_then_patches_it() {
         result["metadata"]["labels"]["workflows.argoproj.io/workflow"],
         "wf"
     );
-    let owner = &result["metadata"]["ownerReferences"][0];
+    // The one owner is the pod, by a kind the garbage collector resolves (not Argo 3.3's "pods").
     assert_eq!(
-        (owner["kind"].as_str(), owner["uid"].as_str()),
-        (Some("Pod"), Some("pod-uid-1"))
+        result["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "v1", "kind": "Pod", "name": "pod-1", "uid": "pod-uid-1"}])
     );
     assert!(annotation(&server, "workflows.argoproj.io/outputs").is_none());
     assert_eq!(
@@ -171,10 +163,10 @@ async fn v4_task_result_is_owned_by_the_workflow_and_completed_false_then_true()
         "false"
     );
     assert_eq!(labels["workflows.argoproj.io/workflow"], "wf");
-    let owner = &result["metadata"]["ownerReferences"][0];
-    assert_eq!(owner["kind"], "Workflow");
-    assert_eq!(owner["apiVersion"], "argoproj.io/v1alpha1");
-    assert_eq!(owner["uid"], "wf-uid");
+    assert_eq!(
+        result["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "name": "wf", "uid": "wf-uid"}])
+    );
     assert!(result.get("outputs").is_none());
 
     reporter.report_outputs(&report()).await.unwrap();
@@ -344,6 +336,109 @@ async fn secrets_come_from_the_api() {
         argoexec_storage::chain(&err).contains("get secret argo/nope"),
         "{}",
         argoexec_storage::chain(&err)
+    );
+}
+
+#[tokio::test]
+async fn config_maps_come_from_the_api_and_name_what_is_missing() {
+    let server = server_with_pod();
+    server.apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "krb", "namespace": NS}, "data": {"krb5.conf": "[libdefaults]\n"}}));
+    let kube = client(&server).await;
+    let mounted = argoexec_storage::MountedSecrets::new("/nonexistent");
+    // v3 and v4 pods: secrets from files, config maps still through the API.
+    let secrets =
+        AnySecrets::MountedWithApi(mounted.clone(), Box::new(ApiSecrets::new(&kube, fast())));
+    assert_eq!(
+        secrets.config_map("krb", "krb5.conf").await.unwrap(),
+        "[libdefaults]\n"
+    );
+    let chain_of = |e: &argoexec_storage::Error| argoexec_storage::chain(e);
+    let err = secrets.config_map("krb", "other").await.unwrap_err();
+    assert!(
+        chain_of(&err)
+            .contains("read config map krb/other: config map argo/krb has no key \"other\""),
+        "{}",
+        chain_of(&err)
+    );
+    let err = secrets.config_map("absent", "krb5.conf").await.unwrap_err();
+    assert!(
+        chain_of(&err).contains("read config map absent/krb5.conf: get config map argo/absent"),
+        "{}",
+        chain_of(&err)
+    );
+    server.inject(Fault::status(403).path_contains("/configmaps/krb"));
+    let err = secrets.config_map("krb", "krb5.conf").await.unwrap_err();
+    let argoexec_storage::Error::ConfigMap { source, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        source.kind(),
+        std::io::ErrorKind::PermissionDenied,
+        "{}",
+        chain_of(&err)
+    );
+    assert!(
+        chain_of(&err).contains("get config map argo/krb"),
+        "{}",
+        chain_of(&err)
+    );
+    // No client: the error says config maps need the API.
+    let err = AnySecrets::Mounted(mounted)
+        .config_map("krb", "krb5.conf")
+        .await
+        .unwrap_err();
+    assert!(
+        chain_of(&err).contains(
+            "read config map krb/krb5.conf: config maps are read through the Kubernetes API"
+        ),
+        "{}",
+        chain_of(&err)
+    );
+}
+
+#[tokio::test]
+async fn hdfs_reads_its_kerberos_config_map_through_the_api_then_refuses_kerberos() {
+    let server = server_with_pod();
+    server.apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "krb", "namespace": NS}, "data": {"krb5.conf": "[libdefaults]\n"}}));
+    let secrets = AnySecrets::Api(Box::new(ApiSecrets::new(&client(&server).await, fast())));
+    let hdfs = |config_map: &str| -> argoexec_template::ArtifactLocation {
+        serde_json::from_value(json!({"hdfs": {
+            "addresses": ["nn:8020"], "path": "/a",
+            "krbCCacheSecret": {"name": "k", "key": "ccache"},
+            "krbServicePrincipalName": "hdfs/nn",
+            "krbConfigConfigMap": {"name": config_map, "key": "krb5.conf"},
+        }}))
+        .unwrap()
+    };
+    let options = argoexec_storage::StorageOptions::default();
+    let refused = |result: Result<_, argoexec_storage::Error>| match result {
+        Ok(_) => panic!("accepted"),
+        Err(e) => argoexec_storage::chain(&e),
+    };
+    let message = refused(AnyDriver::for_location(&hdfs("absent"), &secrets, &options).await);
+    assert!(
+        message.contains("read config map absent/krb5.conf: get config map argo/absent"),
+        "{message}"
+    );
+    let message = refused(AnyDriver::for_location(&hdfs("krb"), &secrets, &options).await);
+    assert!(
+        message.contains("Kerberos (krbCCacheSecret, krbKeytabSecret) is not supported in this build; use hdfsUser"),
+        "{message}"
+    );
+    let gets: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/configmaps/"))
+        .map(|r| format!("{} {}", r.path, r.status))
+        .collect();
+    assert_eq!(
+        gets,
+        [
+            "/api/v1/namespaces/argo/configmaps/absent 404",
+            "/api/v1/namespaces/argo/configmaps/krb 200"
+        ]
     );
 }
 

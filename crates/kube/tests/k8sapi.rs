@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argoexec_config::KubeOverrides;
-use argoexec_kube::{Backoff, K8sApi, Kube, connect};
+use argoexec_kube::{Backoff, K8sApi, Kube};
 use argoexec_runtime::{ContainerRuntime as _, KillOutcome, LogStream, PathSource};
 use argoexec_testkube::{ExecHandler, ExecTarget, LocalExec, LogSource, TestKube};
 use futures::TryStreamExt as _;
@@ -20,7 +19,10 @@ use kube::api::{Api, AttachParams};
 use serde_json::json;
 use tokio::io::AsyncReadExt as _;
 
-const NS: &str = "argo";
+mod common;
+
+use common::{NS, client};
+
 const POD: &str = "pod-1";
 
 fn server() -> TestKube {
@@ -30,17 +32,6 @@ fn server() -> TestKube {
         "spec": {"restartPolicy": "Never", "containers": [
             {"name": "wait"}, {"name": "main"}, {"name": "sidecar"}, {"name": "bare"}]}}));
     server
-}
-
-async fn client(server: &TestKube) -> Kube {
-    connect(&KubeOverrides {
-        server: Some(server.url().to_owned()),
-        namespace: Some(NS.into()),
-        token: Some("t".into()),
-        ..KubeOverrides::default()
-    })
-    .await
-    .unwrap()
 }
 
 fn runtime(kube: &Kube) -> K8sApi {

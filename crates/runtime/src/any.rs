@@ -6,13 +6,8 @@
     allow(unused_variables)
 )]
 
-use std::path::Path;
-use std::time::Duration;
-
-use crate::{ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource};
-
 /// One of the runtimes this build has, chosen at run time (`ARGO_CONTAINER_RUNTIME_EXECUTOR`).
-/// Later: k8sapi, kubelet.
+/// k8sapi and kubelet live in `argoexec-kube`; wait joins them in its own enum.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum AnyRuntime {
@@ -65,36 +60,66 @@ macro_rules! dispatch {
     };
 }
 
-impl ContainerRuntime for AnyRuntime {
-    fn name(&self) -> &'static str {
-        dispatch!(self, r => r.name())
-    }
+crate::forward_container_runtime!(AnyRuntime, dispatch);
 
-    async fn containers(&self) -> Result<Vec<String>, Error> {
-        dispatch!(self, r => r.containers().await)
-    }
+/// Implements [`ContainerRuntime`] for an enum of runtimes, every method forwarded to the
+/// variant's runtime: `forward_container_runtime!(Enum, dispatch)`, where `dispatch!(self, r =>
+/// expr)` is the caller's macro matching each variant as `r`. For enums outside this crate too:
+/// wait's own runtime enum adds the runtimes that live in `argoexec-kube`.
+#[macro_export]
+macro_rules! forward_container_runtime {
+    ($ty:ty, $dispatch:ident) => {
+        impl $crate::ContainerRuntime for $ty {
+            fn name(&self) -> &'static str {
+                $dispatch!(self, r => r.name())
+            }
 
-    async fn wait_started(&self, container: &str) -> Result<(), Error> {
-        dispatch!(self, r => r.wait_started(container).await)
-    }
+            async fn containers(&self) -> Result<Vec<String>, $crate::Error> {
+                $dispatch!(self, r => r.containers().await)
+            }
 
-    async fn wait_exited(&self, container: &str) -> Result<ExitStatus, Error> {
-        dispatch!(self, r => r.wait_exited(container).await)
-    }
+            async fn wait_started(&self, container: &str) -> Result<(), $crate::Error> {
+                $dispatch!(self, r => r.wait_started(container).await)
+            }
 
-    async fn kill(&self, container: &str, grace: Duration) -> Result<KillOutcome, Error> {
-        dispatch!(self, r => r.kill(container, grace).await)
-    }
+            async fn wait_exited(
+                &self,
+                container: &str,
+            ) -> Result<$crate::ExitStatus, $crate::Error> {
+                $dispatch!(self, r => r.wait_exited(container).await)
+            }
 
-    async fn open_path(&self, container: &str, path: &Path) -> Result<PathSource, Error> {
-        dispatch!(self, r => r.open_path(container, path).await)
-    }
+            async fn kill(
+                &self,
+                container: &str,
+                grace: std::time::Duration,
+            ) -> Result<$crate::KillOutcome, $crate::Error> {
+                $dispatch!(self, r => r.kill(container, grace).await)
+            }
 
-    async fn logs(&self, container: &str, stream: LogStream) -> Result<ByteStream, Error> {
-        dispatch!(self, r => r.logs(container, stream).await)
-    }
+            async fn open_path(
+                &self,
+                container: &str,
+                path: &std::path::Path,
+            ) -> Result<$crate::PathSource, $crate::Error> {
+                $dispatch!(self, r => r.open_path(container, path).await)
+            }
 
-    async fn read_file(&self, container: &str, path: &Path) -> Result<Vec<u8>, Error> {
-        dispatch!(self, r => r.read_file(container, path).await)
-    }
+            async fn logs(
+                &self,
+                container: &str,
+                stream: $crate::LogStream,
+            ) -> Result<$crate::ByteStream, $crate::Error> {
+                $dispatch!(self, r => r.logs(container, stream).await)
+            }
+
+            async fn read_file(
+                &self,
+                container: &str,
+                path: &std::path::Path,
+            ) -> Result<Vec<u8>, $crate::Error> {
+                $dispatch!(self, r => r.read_file(container, path).await)
+            }
+        }
+    };
 }

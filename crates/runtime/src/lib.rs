@@ -37,4 +37,4 @@ pub use runtime::{
     ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
 };
 #[cfg(any(feature = "pns", feature = "emissary"))]
-pub use state_dir::DirWatch;
+pub use state_dir::{DirChanges, DirWatch};

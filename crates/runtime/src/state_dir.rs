@@ -50,7 +50,7 @@ pub(super) async fn exit_code(dir: &Path, container: &str, bound: Duration) -> O
     let path = file(dir, container, "exitcode");
     let deadline = Instant::now() + bound;
     // Watch before looking, so a write between the look and the watch still wakes us.
-    let mut watch = match watch_dir(&dir.join(container)) {
+    let mut watch = match DirChanges::new(&dir.join(container)) {
         Ok(watch) => Some(watch),
         Err(error) => {
             tracing::debug!(container, %error, "cannot watch the container's state directory; polling");
@@ -67,7 +67,7 @@ pub(super) async fn exit_code(dir: &Path, container: &str, bound: Duration) -> O
             }
         }
         let woke = match &watch {
-            Some(w) => match tokio::time::timeout_at(deadline, changed(w)).await {
+            Some(w) => match tokio::time::timeout_at(deadline, w.changed()).await {
                 Ok(Ok(())) => true,
                 Ok(Err(error)) => {
                     tracing::debug!(container, %error, "lost the watch on the state directory; polling");
@@ -125,6 +125,25 @@ async fn changed(watch: &AsyncFd<OwnedFd>) -> io::Result<()> {
     drain(watch.get_ref().as_fd())?;
     guard.clear_ready();
     Ok(())
+}
+
+/// The async side of [`DirWatch`] (needs a tokio runtime with IO enabled): resolves at each
+/// change in the directory, a burst of changes waking once. Wait's runtimes use it for
+/// `exitcode` files, and wait for the `..data` symlink kubelet renames into a downward-API
+/// volume when it updates it. Nothing polls.
+#[derive(Debug)]
+pub struct DirChanges(AsyncFd<OwnedFd>);
+
+impl DirChanges {
+    /// Watches `dir`, which must exist.
+    pub fn new(dir: &Path) -> io::Result<Self> {
+        watch_dir(dir).map(Self)
+    }
+
+    /// Resolves at the next change in the directory, after draining the events.
+    pub async fn changed(&self) -> io::Result<()> {
+        changed(&self.0).await
+    }
 }
 
 /// An inotify watch on one directory of the pod state directory (`ctr/<c>/`): a file written

@@ -163,7 +163,10 @@ impl AnyDriver {
                     driver: "hdfs",
                     reason: "no hdfs location".into(),
                 })?;
-                Ok((Self::Hdfs(Hdfs::from_location(hdfs)?), key))
+                Ok((
+                    Self::Hdfs(Hdfs::from_location_with(hdfs, secrets).await?),
+                    key,
+                ))
             }
             other => Err(Error::Unsupported {
                 driver: other.as_str(),

@@ -55,6 +55,17 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A key of a config map (HDFS's `krbConfigConfigMap`) could not be read.
+    #[error("read config map {name}/{key}")]
+    ConfigMap {
+        /// The config map's name.
+        name: String,
+        /// The key within it.
+        key: String,
+        /// The failure.
+        #[source]
+        source: io::Error,
+    },
     /// The request failed in a way that may pass if sent again (connection reset, timeout, 5xx,
     /// throttling).
     #[error("{operation} {key}: transient failure")]
@@ -199,10 +210,30 @@ pub trait Driver: Send + Sync {
 /// Where credentials come from: a secret's key, by the secret's name. Argo's v3 and v4 pods mount
 /// them as files (`/argo/secret/<name>/<key>`); v2 pods read them through the Kubernetes API.
 ///
-/// Required: [`Secrets::get`].
+/// Config maps (HDFS's `krbConfigConfigMap`) come from the same source: Argo's executor reads them
+/// through the Kubernetes API in every version, never from mounted files.
+///
+/// Required: [`Secrets::get`]. [`Secrets::config_map`] fails unless the source reads the API.
 pub trait Secrets: Send + Sync {
     /// The value of `key` in secret `name`.
     fn get(&self, name: &str, key: &str) -> impl Future<Output = Result<Vec<u8>, Error>> + Send;
+
+    /// The value of `key` in config map `name`, in the pod's namespace.
+    fn config_map(
+        &self,
+        name: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<String, Error>> + Send {
+        let error = Error::ConfigMap {
+            name: name.to_owned(),
+            key: key.to_owned(),
+            source: io::Error::new(
+                io::ErrorKind::Unsupported,
+                "config maps are read through the Kubernetes API, and there is no API client here",
+            ),
+        };
+        std::future::ready(Err(error))
+    }
 }
 
 /// Secrets mounted as files, `<root>/<name>/<key>`.

@@ -7,10 +7,12 @@
 //! connection context (Hadoop's "simple" authentication).
 //!
 //! Kerberos (`krbCCacheSecret`, `krbKeytabSecret`) is refused with a clear error: `hdfs-native`
-//! would load `libgssapi_krb5` at run time and read `krb5.conf` from the process environment
-//! (`KRB5_CONFIG`), which a library cannot set safely in a running process, and the config map
-//! holding it is not readable here (only mounted secrets are). Nothing here is tested against a
-//! real name node: the tests check the connection at the protocol edge.
+//! would load `libgssapi_krb5` at run time (a system library the static image does not have) and
+//! read `krb5.conf` from the process environment (`KRB5_CONFIG`), which a library cannot set
+//! safely in a running process. The `krbConfigConfigMap` is still read first, through the
+//! credential source, as Argo's driver does, so a missing config map or key is named before the
+//! refusal. Nothing here is tested against a real name node: the tests check the connection at
+//! the protocol edge.
 
 use std::collections::HashMap;
 use std::io;
@@ -19,7 +21,7 @@ use argoexec_template::HdfsArtifact;
 use futures::{StreamExt as _, TryStreamExt as _};
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
 
-use crate::driver::{ByteStream, Driver, Error};
+use crate::driver::{ByteStream, Driver, Error, Secrets};
 
 /// The name service several name node addresses are grouped under.
 const NAME_SERVICE: &str = "argo";
@@ -37,6 +39,28 @@ pub struct Hdfs {
 }
 
 impl Hdfs {
+    /// [`Hdfs::from_location`], after reading the location's `krbConfigConfigMap` from `secrets`
+    /// as Argo's driver does first: a config map or key that cannot be read is the error.
+    pub async fn from_location_with<S: Secrets>(
+        location: &HdfsArtifact,
+        secrets: &S,
+    ) -> Result<Self, Error> {
+        let config_map = location
+            .krb_config_config_map
+            .as_ref()
+            .filter(|selector| !selector.name.is_empty());
+        if let Some(selector) = config_map {
+            let krb5_conf = secrets.config_map(&selector.name, &selector.key).await?;
+            tracing::debug!(
+                config_map = %selector.name,
+                key = %selector.key,
+                bytes = krb5_conf.len(),
+                "Read the Kerberos configuration"
+            );
+        }
+        Self::from_location(location)
+    }
+
     /// The driver for an HDFS location, checked as Argo checks it (addresses, an absolute path,
     /// a user or Kerberos credentials). No connection is made yet.
     pub fn from_location(location: &HdfsArtifact) -> Result<Self, Error> {
