@@ -1,17 +1,18 @@
-//! How soon the kubelet runtime sees a container exit, against testkube playing the kubelet over
-//! HTTPS: N containers, each `sh -c 'sleep 0.2; exec date +%s%N'` (the command prints the time
+//! How soon the runtimes that ask Kubernetes see a container exit: `k8sapi` (a watch on its own
+//! pod, through testkube as the API server) or `kubelet` (testkube playing the kubelet over
+//! HTTPS). N containers, each `sh -c 'sleep 0.2; exec date +%s%N'` (the command prints the time
 //! as its last act) with its output as the container's log; a thread reaps it and writes its
 //! exit into the pod's status, as kubelet would; the runtime notes the time its `wait_exited`
-//! returns. Prints percentiles and the kubelet requests per exit. Then kills, with a 1 s grace,
-//! three containers whose PID 1 ignores SIGTERM, and prints how long each kill took (the
-//! contract: gone within grace + 1 s).
+//! returns. Prints percentiles and the requests per exit. Then kills, with a 1 s grace, three
+//! containers whose PID 1 ignores SIGTERM, and prints how long each kill took (the contract:
+//! gone within grace + 1 s).
 //!
 //! The fake kubelet ends a followed log as soon as the status changes; a real one checks the
 //! container's state at least once a second, and its `/pods` serves the status the API server
 //! last sent it, so on a node the latency is up to about a second more. Argo's kubelet runtime
 //! polls `/pods` every 5 s (`WAIT_CONTAINER_STATUS_CHECK_INTERVAL`).
 //!
-//! `cargo run -p argoexec-kube --example kubelet_latency -- 30`
+//! `cargo run -p argoexec-kube --example api_latency -- 30 kubelet`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,7 +20,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use argoexec_kube::{Kubelet, KubeletOptions};
+use argoexec_config::KubeOverrides;
+use argoexec_kube::{Backoff, K8sApi, Kubelet, KubeletOptions};
 use argoexec_runtime::ContainerRuntime as _;
 use argoexec_runtime::testns::{Latencies, now_ns};
 use argoexec_testkube::{ExecHandler, ExecTarget, LogSource, ServerOptions, TestKube};
@@ -51,11 +53,38 @@ impl ExecHandler for Pid1 {
     }
 }
 
+/// The runtime under test.
+enum Runtime {
+    K8sApi(Box<K8sApi>),
+    Kubelet(Box<Kubelet>),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $runtime:ident => $call:expr) => {
+        match $self {
+            Runtime::K8sApi($runtime) => $call,
+            Runtime::Kubelet($runtime) => $call,
+        }
+    };
+}
+
+argoexec_runtime::forward_container_runtime!(Runtime, dispatch);
+
 fn main() {
-    let usage = "usage: kubelet_latency RUNS";
-    let runs: usize = std::env::args().nth(1).expect(usage).parse().expect(usage);
+    let usage = "usage: api_latency RUNS k8sapi|kubelet";
+    let mut args = std::env::args().skip(1);
+    let runs: usize = args.next().expect(usage).parse().expect(usage);
+    let name = args.next().expect(usage);
+    let kubelet = match name.as_str() {
+        "kubelet" => true,
+        "k8sapi" => false,
+        _ => panic!("{usage}"),
+    };
     let dir = tempfile::tempdir().unwrap();
-    let server = Arc::new(TestKube::start_with(ServerOptions::default().tls().token("t")).unwrap());
+    // The kubelet takes HTTPS with the service account's token; the API server here plain HTTP.
+    let options = ServerOptions::default().token("t");
+    let server =
+        Arc::new(TestKube::start_with(if kubelet { options.tls() } else { options }).unwrap());
     let mut containers: Vec<_> = (0..runs)
         .map(|i| json!({"name": format!("c{i}")}))
         .collect();
@@ -65,25 +94,37 @@ fn main() {
     server.apply(json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "pod", "namespace": "argo"},
         "spec": {"restartPolicy": "Never", "containers": containers}}));
-    std::fs::write(dir.path().join("token"), "t").unwrap();
-    std::fs::write(dir.path().join("ca.crt"), server.ca_pem().unwrap()).unwrap();
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let kubelet = {
+    let runtime = if kubelet {
+        std::fs::write(dir.path().join("token"), "t").unwrap();
+        std::fs::write(dir.path().join("ca.crt"), server.ca_pem().unwrap()).unwrap();
         let _entered = tokio.enter();
-        Kubelet::new(KubeletOptions {
-            host: "127.0.0.1".into(),
-            port: server.port(),
-            insecure: false,
-            token_file: dir.path().join("token"),
-            ca_file: dir.path().join("ca.crt"),
-            namespace: "argo".into(),
-            pod: "pod".into(),
-        })
-        .unwrap()
+        Runtime::Kubelet(Box::new(
+            Kubelet::new(KubeletOptions {
+                host: "127.0.0.1".into(),
+                port: server.port(),
+                insecure: false,
+                token_file: dir.path().join("token"),
+                ca_file: dir.path().join("ca.crt"),
+                namespace: "argo".into(),
+                pod: "pod".into(),
+            })
+            .unwrap(),
+        ))
+    } else {
+        let kube = tokio
+            .block_on(argoexec_kube::connect(&KubeOverrides {
+                server: Some(server.url().to_owned()),
+                namespace: Some("argo".into()),
+                token: Some("t".into()),
+                ..KubeOverrides::default()
+            }))
+            .unwrap();
+        Runtime::K8sApi(Box::new(K8sApi::new(&kube, "pod", Backoff::default())))
     };
 
     let mut latencies = Latencies::default();
@@ -112,7 +153,7 @@ fn main() {
             })
         };
         let woke = tokio.block_on(async {
-            kubelet.wait_exited(&name).await.unwrap();
+            runtime.wait_exited(&name).await.unwrap();
             now_ns()
         });
         reaper.join().unwrap();
@@ -125,18 +166,22 @@ fn main() {
     }
 
     let requests = server.requests();
-    let count = |prefix: &str| {
-        requests
-            .iter()
-            .filter(|r| r.path.starts_with(prefix))
-            .count()
-    };
-    println!("{}", latencies.summary("kubelet"));
-    println!(
-        "kubelet (fake, HTTPS): per exit {:.1} GET /pods, {:.1} followed logs",
-        count("/pods") as f64 / runs as f64,
-        count("/containerLogs/") as f64 / runs as f64,
-    );
+    // Requests per exit, by verb and what they asked for (pods, or the kubelet's containerLogs).
+    let mut by_kind = std::collections::BTreeMap::<String, usize>::new();
+    for r in &requests {
+        let what = r
+            .path
+            .split('/')
+            .find(|part| ["pods", "containerLogs", "exec"].contains(part))
+            .unwrap_or(&r.path);
+        *by_kind.entry(format!("{} {what}", r.verb)).or_default() += 1;
+    }
+    println!("{}", latencies.summary(&name));
+    let per_exit: Vec<String> = by_kind
+        .iter()
+        .map(|(kind, n)| format!("{kind} {:.1}", *n as f64 / runs as f64))
+        .collect();
+    println!("{name} (fake server): per exit {}", per_exit.join(", "));
 
     let mut kills = Vec::new();
     for i in 0..3 {
@@ -177,13 +222,13 @@ fn main() {
         };
         let started = std::time::Instant::now();
         let outcome = tokio
-            .block_on(kubelet.kill(&name, Duration::from_secs(1)))
+            .block_on(runtime.kill(&name, Duration::from_secs(1)))
             .unwrap();
         kills.push(format!("{:?} ({outcome:?})", started.elapsed()));
         reaper.join().unwrap();
     }
     println!(
-        "kubelet (fake, HTTPS): kill of a PID 1 that ignores SIGTERM, grace 1 s: {}",
+        "{name} (fake server): kill of a PID 1 that ignores SIGTERM, grace 1 s: {}",
         kills.join(", ")
     );
 }
