@@ -7,49 +7,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use argoexec_testkube::{ExecHandler, ExecTarget, LogSource, ServerOptions, TestKube};
+use argoexec_testkube::{LogSource, Pid1Exec, ServerOptions, TestKube};
 use serde_json::json;
 
 const NS: &str = "argo";
 const POD: &str = "pod-1";
 const TOKEN: &str = "sa-token";
 
-/// `kill -N 1` in a container signals the host PID of its PID 1.
-#[derive(Debug, Default)]
-struct Exec(Arc<Mutex<HashMap<String, u32>>>);
-
-impl ExecHandler for Exec {
-    fn command(
-        &self,
-        target: &ExecTarget,
-        argv: &[String],
-    ) -> std::io::Result<tokio::process::Command> {
-        let pid = self.0.lock().unwrap().get(&target.container).copied();
-        let mut command = tokio::process::Command::new(&argv[0]);
-        for arg in &argv[1..] {
-            match (
-                pid,
-                arg.strip_prefix("kill -")
-                    .and_then(|a| a.strip_suffix(" 1")),
-            ) {
-                (Some(pid), Some(signal)) => command.arg(format!("kill -{signal} {pid}")),
-                _ => command.arg(arg),
-            };
-        }
-        Ok(command)
-    }
-}
-
 /// Starts `script` as container `name`, its output its log: running in the pod's status, then
 /// terminated with its exit code (128 + signal) once it ends.
 fn start(
     server: &Arc<TestKube>,
-    pids: &Mutex<HashMap<String, u32>>,
+    pids: &Pid1Exec,
     dir: &Path,
     name: &str,
     script: &str,
@@ -62,7 +35,7 @@ fn start(
         .stdout(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    pids.lock().unwrap().insert(name.to_owned(), child.id());
+    pids.set(name, child.id());
     server.set_container_state(NS, POD, name, json!({"running": {}}));
     let server = Arc::clone(server);
     let name = name.to_owned();
@@ -88,8 +61,8 @@ fn wait_with_kubelet_saves_outputs_from_a_volume_and_kills_the_sidecar() {
         "spec": {"restartPolicy": "Never",
                  "containers": [{"name": "wait"}, {"name": "main"}, {"name": "sidecar"}]}}));
     server.set_container_state(NS, POD, "wait", json!({"running": {}}));
-    let pids = Arc::new(Mutex::new(HashMap::new()));
-    server.set_exec(Exec(Arc::clone(&pids)));
+    let pids = Pid1Exec::default();
+    server.set_exec(pids.clone());
     // The pod's service account, as kubelet mounts it.
     let account = dir.join("var/run/secrets/kubernetes.io/serviceaccount");
     std::fs::create_dir_all(&account).unwrap();

@@ -24,34 +24,8 @@ use argoexec_config::KubeOverrides;
 use argoexec_kube::{Backoff, K8sApi, Kubelet, KubeletOptions};
 use argoexec_runtime::ContainerRuntime as _;
 use argoexec_runtime::testns::{Latencies, now_ns};
-use argoexec_testkube::{ExecHandler, ExecTarget, LogSource, ServerOptions, TestKube};
+use argoexec_testkube::{LogSource, Pid1Exec, ServerOptions, TestKube};
 use serde_json::json;
-
-/// `kill -N 1` in container `k` signals the process the example started for it.
-#[derive(Debug, Default, Clone)]
-struct Pid1(Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>);
-
-impl ExecHandler for Pid1 {
-    fn command(
-        &self,
-        target: &ExecTarget,
-        argv: &[String],
-    ) -> std::io::Result<tokio::process::Command> {
-        let pid = self.0.lock().unwrap().get(&target.container).copied();
-        let mut command = tokio::process::Command::new(&argv[0]);
-        for arg in &argv[1..] {
-            match (
-                pid,
-                arg.strip_prefix("kill -")
-                    .and_then(|a| a.strip_suffix(" 1")),
-            ) {
-                (Some(pid), Some(signal)) => command.arg(format!("kill -{signal} {pid}")),
-                _ => command.arg(arg),
-            };
-        }
-        Ok(command)
-    }
-}
 
 /// The runtime under test.
 enum Runtime {
@@ -89,7 +63,7 @@ fn main() {
         .map(|i| json!({"name": format!("c{i}")}))
         .collect();
     containers.extend((0..3).map(|i| json!({"name": format!("k{i}")})));
-    let pid1 = Pid1::default();
+    let pid1 = Pid1Exec::default();
     server.set_exec(pid1.clone());
     server.apply(json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "pod", "namespace": "argo"},
@@ -201,7 +175,7 @@ fn main() {
         while !ready.exists() {
             std::thread::sleep(Duration::from_millis(5));
         }
-        pid1.0.lock().unwrap().insert(name.clone(), child.id());
+        pid1.set(&name, child.id());
         server.set_log("argo", "pod", &name, LogSource::Bytes("".into()));
         server.set_container_state("argo", "pod", &name, json!({"running": {}}));
         let reaper = {

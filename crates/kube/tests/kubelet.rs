@@ -5,15 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use argoexec_kube::{Kubelet, KubeletOptions};
 use argoexec_runtime::{ContainerRuntime as _, KillOutcome, LogStream};
-use argoexec_testkube::{ExecHandler, ExecTarget, LogSource, ServerOptions, TestKube};
+use argoexec_testkube::{ExecHandler, ExecTarget, LogSource, Pid1Exec, ServerOptions, TestKube};
 use futures::TryStreamExt as _;
 use serde_json::json;
 
@@ -72,39 +71,11 @@ fn chain(error: &dyn std::error::Error) -> String {
 }
 
 /// `kill -N 1` in a container signals its PID 1: here, the process the test started.
-#[derive(Debug, Default)]
-struct Pid1(Mutex<HashMap<String, u32>>);
-
-#[derive(Debug)]
-struct Exec(Arc<Pid1>);
-
-impl ExecHandler for Exec {
-    fn command(
-        &self,
-        target: &ExecTarget,
-        argv: &[String],
-    ) -> std::io::Result<tokio::process::Command> {
-        let pid = self.0.0.lock().unwrap().get(&target.container).copied();
-        let mut command = tokio::process::Command::new(&argv[0]);
-        for arg in &argv[1..] {
-            match (
-                pid,
-                arg.strip_prefix("kill -")
-                    .and_then(|a| a.strip_suffix(" 1")),
-            ) {
-                (Some(pid), Some(signal)) => command.arg(format!("kill -{signal} {pid}")),
-                _ => command.arg(arg),
-            };
-        }
-        Ok(command)
-    }
-}
-
 /// Starts `script` as container `name`, its output (both streams) the container's log: running in the pod's
 /// status, then terminated with its exit code (128 + signal) once it ends.
 fn start(
     server: &Arc<TestKube>,
-    pid1: &Pid1,
+    pid1: &Pid1Exec,
     dir: &Path,
     name: &str,
     script: &str,
@@ -119,7 +90,7 @@ fn start(
         .stderr(log)
         .spawn()
         .unwrap();
-    pid1.0.lock().unwrap().insert(name.to_owned(), child.id());
+    pid1.set(name, child.id());
     server.set_container_state(NS, POD, name, json!({"running": {}}));
     let server = Arc::clone(server);
     let name = name.to_owned();
@@ -143,7 +114,7 @@ async fn waits_for_exits_through_the_followed_log_and_reads_exit_codes() {
         kubelet.containers().await.unwrap(),
         ["wait", "main", "sidecar"]
     );
-    let pid1 = Pid1::default();
+    let pid1 = Pid1Exec::default();
     let main = start(
         &server,
         &pid1,
@@ -216,8 +187,8 @@ async fn without_a_log_to_follow_exits_are_polled() {
 async fn kill_terms_then_kills_through_exec() {
     let dir = tempfile::tempdir().unwrap();
     let server = server();
-    let pid1 = Arc::new(Pid1::default());
-    server.set_exec(Exec(Arc::clone(&pid1)));
+    let pid1 = Pid1Exec::default();
+    server.set_exec(pid1.clone());
     let kubelet = runtime(&server, dir.path());
 
     // PID 1 ignores SIGTERM: SIGKILL after the grace.

@@ -54,6 +54,60 @@ pub trait ExecHandler: Send + Sync + std::fmt::Debug + 'static {
     ) -> std::io::Result<tokio::process::Command>;
 }
 
+/// A handler for tests whose containers are host processes: runs `argv` locally, with the
+/// `kill -N 1` the runtimes send a container's PID 1 aimed at the host PID set for that container
+/// ([`Pid1Exec::set`]). Clones share the PIDs.
+#[derive(Debug, Clone, Default)]
+pub struct Pid1Exec(Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>);
+
+impl Pid1Exec {
+    /// `container`'s PID 1 is host process `pid`.
+    pub fn set(&self, container: &str, pid: u32) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(container.to_owned(), pid);
+    }
+
+    /// `argv` with `kill -N 1` aimed at `container`'s host PID, when one is set.
+    pub fn rewrite(&self, container: &str, argv: &[String]) -> Vec<String> {
+        let pid = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(container)
+            .copied();
+        argv.iter()
+            .map(|arg| {
+                match (
+                    pid,
+                    arg.strip_prefix("kill -")
+                        .and_then(|a| a.strip_suffix(" 1")),
+                ) {
+                    (Some(pid), Some(signal)) => format!("kill -{signal} {pid}"),
+                    _ => arg.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+impl ExecHandler for Pid1Exec {
+    fn command(
+        &self,
+        target: &ExecTarget,
+        argv: &[String],
+    ) -> std::io::Result<tokio::process::Command> {
+        let argv = self.rewrite(&target.container, argv);
+        let (program, args) = argv.split_first().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "exec without a command")
+        })?;
+        let mut command = tokio::process::Command::new(program);
+        command.args(args);
+        Ok(command)
+    }
+}
+
 /// An exec refused before any command starts (say, into a container that is not running): an
 /// [`ExecHandler`] returns it as the error of [`ExecHandler::command`] (through
 /// [`ExecRefusal::into_io`]), and the server sends `status` on channel 3 as it is.

@@ -27,7 +27,7 @@ mod server;
 mod store;
 mod tls;
 
-pub use exec::{ExecHandler, ExecTarget, LocalExec};
+pub use exec::{ExecHandler, ExecTarget, LocalExec, Pid1Exec};
 // `argoexec run --api`: an exec refused as kubelet refuses it.
 pub use exec::ExecRefusal;
 
