@@ -255,34 +255,14 @@ impl ContainerRuntime for K8sApi {
     }
 
     async fn kill(&self, container: &str, grace: Duration) -> Result<KillOutcome, Error> {
-        if !self.signal(container, 15).await? {
-            return Ok(KillOutcome::AlreadyExited);
-        }
-        if tokio::time::timeout(grace, self.wait_exited(container))
-            .await
-            .is_ok_and(|exited| exited.is_ok())
-        {
-            return Ok(KillOutcome::Terminated);
-        }
-        tracing::info!(container, "Still running after the grace period: SIGKILL");
-        if !self.signal(container, 9).await? {
-            return Ok(KillOutcome::Terminated);
-        }
-        // As Argo's KillGracefully: one more grace, then give up. An exec'd `kill -9 1` can fail
-        // to end the container: the kernel drops signals sent from inside a PID namespace to its
-        // init (the container's PID 1) unless it handles them, and SIGKILL cannot be handled.
-        match tokio::time::timeout(grace, self.wait_exited(container)).await {
-            Ok(exited) => exited.map(|_| KillOutcome::Killed),
-            Err(_) => Err(Error::io(
-                format!("kill container {container:?} of pod {}", self.pod),
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "still running {grace:?} after `kill -9 1` (its PID 1 ignores signals sent from inside the container)"
-                    ),
-                ),
-            )),
-        }
+        kill_gracefully(
+            container,
+            &self.pod,
+            grace,
+            |signal| self.signal(container, signal),
+            || self.wait_exited(container),
+        )
+        .await
     }
 
     async fn open_path(&self, container: &str, path: &Path) -> Result<PathSource, Error> {
@@ -364,6 +344,49 @@ impl ContainerRuntime for K8sApi {
         let mut content = Vec::new();
         io::Read::read_to_end(&mut entry, &mut content).map_err(|e| Error::io(what(), e))?;
         Ok(content)
+    }
+}
+
+/// The kill of the runtimes that signal a container's PID 1 by exec (k8sapi, kubelet), as Argo's
+/// `KillGracefully`: `kill -15 1`, the grace, `kill -9 1`, one more grace, then give up. The
+/// last grace matters: an exec'd `kill -9 1` can fail to end the container, because the kernel
+/// drops signals sent from inside a PID namespace to its init (the container's PID 1) unless it
+/// handles them, and SIGKILL cannot be handled.
+pub(crate) async fn kill_gracefully<S, W>(
+    container: &str,
+    pod: &str,
+    grace: Duration,
+    signal: impl Fn(u8) -> S,
+    wait_exited: impl Fn() -> W,
+) -> Result<KillOutcome, Error>
+where
+    S: Future<Output = Result<bool, Error>>,
+    W: Future<Output = Result<ExitStatus, Error>>,
+{
+    if !signal(15).await? {
+        return Ok(KillOutcome::AlreadyExited);
+    }
+    if tokio::time::timeout(grace, wait_exited())
+        .await
+        .is_ok_and(|exited| exited.is_ok())
+    {
+        return Ok(KillOutcome::Terminated);
+    }
+    tracing::info!(container, "Still running after the grace period: SIGKILL");
+    if !signal(9).await? {
+        return Ok(KillOutcome::Terminated);
+    }
+    match tokio::time::timeout(grace, wait_exited()).await {
+        Ok(exited) => exited.map(|_| KillOutcome::Killed),
+        Err(_) => Err(Error::io(
+            format!("kill container {container:?} of pod {pod}"),
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "still running {grace:?} after `kill -9 1` (its PID 1 ignores signals sent from inside the container)"
+                ),
+            ),
+        )),
     }
 }
 

@@ -37,7 +37,9 @@ use tokio::io::AsyncReadExt as _;
 use tokio_util::compat::FuturesAsyncReadCompatExt as _;
 use tokio_util::io::ReaderStream;
 
-use crate::k8sapi::{STDERR_LIMIT, check, deadline_exceeded, in_spec, is_terminated, state};
+use crate::k8sapi::{
+    STDERR_LIMIT, check, deadline_exceeded, in_spec, is_terminated, kill_gracefully, state,
+};
 
 /// `sinceTime` of the followed log: 9999-01-01T00:00:00Z, after every line the container writes.
 const FAR_FUTURE_SECOND: i64 = 253_370_764_800;
@@ -412,21 +414,14 @@ impl ContainerRuntime for Kubelet {
     }
 
     async fn kill(&self, container: &str, grace: Duration) -> Result<KillOutcome, Error> {
-        if !self.signal(container, 15).await? {
-            return Ok(KillOutcome::AlreadyExited);
-        }
-        if tokio::time::timeout(grace, self.wait_exited(container))
-            .await
-            .is_ok_and(|exited| exited.is_ok())
-        {
-            return Ok(KillOutcome::Terminated);
-        }
-        tracing::info!(container, "Still running after the grace period: SIGKILL");
-        if !self.signal(container, 9).await? {
-            return Ok(KillOutcome::Terminated);
-        }
-        self.wait_exited(container).await?;
-        Ok(KillOutcome::Killed)
+        kill_gracefully(
+            container,
+            &self.pod,
+            grace,
+            |signal| self.signal(container, signal),
+            || self.wait_exited(container),
+        )
+        .await
     }
 
     async fn open_path(&self, _container: &str, _path: &Path) -> Result<PathSource, Error> {
