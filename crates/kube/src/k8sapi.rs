@@ -184,26 +184,8 @@ impl K8sApi {
     /// Signals PID 1 of `container`, unless it has exited.
     async fn signal(&self, container: &str, signal: u8) -> Result<bool, Error> {
         let pod = self.get().await?;
-        if !in_spec(&pod, container) {
-            return Err(Error::ContainerNotFound {
-                container: container.to_owned(),
-            });
-        }
-        if is_terminated(&pod, container) || deadline_exceeded(&pod) {
+        if !signallable(&pod, container, "k8sapi")? {
             return Ok(false);
-        }
-        let spec = pod.spec.as_ref();
-        if spec.and_then(|s| s.share_process_namespace) == Some(true) {
-            return Err(Error::Unsupported {
-                runtime: "k8sapi",
-                what: "kill a container of a pod sharing its process namespace (use pns)",
-            });
-        }
-        if spec.and_then(|s| s.host_pid) == Some(true) {
-            return Err(Error::Unsupported {
-                runtime: "k8sapi",
-                what: "kill a container of a hostPID pod",
-            });
         }
         let argv = ["/bin/sh", "-c", &format!("kill -{signal} 1")].map(str::to_owned);
         match self.exec(container, argv.into()).await {
@@ -345,6 +327,38 @@ impl ContainerRuntime for K8sApi {
         io::Read::read_to_end(&mut entry, &mut content).map_err(|e| Error::io(what(), e))?;
         Ok(content)
     }
+}
+
+/// Whether `container` of `pod` can be signalled by an exec'd `kill N 1`: false once it has
+/// exited (or the pod passed its deadline); an error when it is not in the pod, or when PID 1 is
+/// not its own (a pod sharing its process namespace, or hostPID), which `runtime` cannot handle.
+pub(crate) fn signallable(
+    pod: &Pod,
+    container: &str,
+    runtime: &'static str,
+) -> Result<bool, Error> {
+    if !in_spec(pod, container) {
+        return Err(Error::ContainerNotFound {
+            container: container.to_owned(),
+        });
+    }
+    if is_terminated(pod, container) || deadline_exceeded(pod) {
+        return Ok(false);
+    }
+    let spec = pod.spec.as_ref();
+    if spec.and_then(|s| s.share_process_namespace) == Some(true) {
+        return Err(Error::Unsupported {
+            runtime,
+            what: "kill a container of a pod sharing its process namespace (use pns)",
+        });
+    }
+    if spec.and_then(|s| s.host_pid) == Some(true) {
+        return Err(Error::Unsupported {
+            runtime,
+            what: "kill a container of a hostPID pod",
+        });
+    }
+    Ok(true)
 }
 
 /// The kill of the runtimes that signal a container's PID 1 by exec (k8sapi, kubelet), as Argo's

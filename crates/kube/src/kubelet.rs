@@ -38,7 +38,8 @@ use tokio_util::compat::FuturesAsyncReadCompatExt as _;
 use tokio_util::io::ReaderStream;
 
 use crate::k8sapi::{
-    STDERR_LIMIT, check, deadline_exceeded, in_spec, is_terminated, kill_gracefully, state,
+    STDERR_LIMIT, check, deadline_exceeded, in_spec, is_terminated, kill_gracefully, signallable,
+    state,
 };
 
 /// `sinceTime` of the followed log: 9999-01-01T00:00:00Z, after every line the container writes.
@@ -290,26 +291,8 @@ impl Kubelet {
     /// Signals PID 1 of `container`, unless it has exited.
     async fn signal(&self, container: &str, signal: u8) -> Result<bool, Error> {
         let pod = self.pod().await?;
-        if !in_spec(&pod, container) {
-            return Err(Error::ContainerNotFound {
-                container: container.to_owned(),
-            });
-        }
-        if is_terminated(&pod, container) || deadline_exceeded(&pod) {
+        if !signallable(&pod, container, "kubelet")? {
             return Ok(false);
-        }
-        let spec = pod.spec.as_ref();
-        if spec.and_then(|s| s.share_process_namespace) == Some(true) {
-            return Err(Error::Unsupported {
-                runtime: "kubelet",
-                what: "kill a container of a pod sharing its process namespace (use pns)",
-            });
-        }
-        if spec.and_then(|s| s.host_pid) == Some(true) {
-            return Err(Error::Unsupported {
-                runtime: "kubelet",
-                what: "kill a container of a hostPID pod",
-            });
         }
         match self.exec(container, &format!("kill -{signal} 1")).await {
             Ok(()) => Ok(true),
