@@ -10,9 +10,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use argoexec_testkube::{ExecHandler, ExecTarget, LogSource, TestKube};
+use argoexec_testkube::{ExecHandler, ExecTarget, LogSource, Pid1Exec, TestKube};
 use serde_json::json;
 
 const NS: &str = "argo";
@@ -23,7 +23,7 @@ const POD: &str = "pod-1";
 #[derive(Debug, Default)]
 struct Containers {
     roots: HashMap<String, PathBuf>,
-    pid1: Mutex<HashMap<String, u32>>,
+    pid1: Pid1Exec,
 }
 
 /// The handler the server holds, sharing the containers with the test.
@@ -38,27 +38,12 @@ impl ExecHandler for Exec {
     ) -> std::io::Result<tokio::process::Command> {
         let containers = &self.0;
         let mut command = tokio::process::Command::new(&argv[0]);
-        let mut args = argv[1..].to_vec();
-        let root = containers.roots.get(&target.container);
-        let pid = containers
-            .pid1
-            .lock()
-            .unwrap()
-            .get(&target.container)
-            .copied();
-        for i in 0..args.len() {
-            if args[i] == "-C"
-                && let (Some(root), Some(dir)) = (root, args.get(i + 1))
-            {
-                args[i + 1] = format!("{}{dir}", root.display());
-            }
-            if let (Some(pid), Some(signal)) = (
-                pid,
-                args[i]
-                    .strip_prefix("kill -")
-                    .and_then(|a| a.strip_suffix(" 1")),
-            ) {
-                args[i] = format!("kill -{signal} {pid}");
+        let mut args = containers.pid1.rewrite(&target.container, &argv[1..]);
+        if let Some(root) = containers.roots.get(&target.container) {
+            for i in 1..args.len() {
+                if args[i - 1] == "-C" {
+                    args[i] = format!("{}{}", root.display(), args[i]);
+                }
             }
         }
         command.args(args);
@@ -80,24 +65,9 @@ fn start(
     if let Some(log) = log {
         command.stdout(std::fs::File::create(log).unwrap());
     }
-    let mut child = command.spawn().unwrap();
-    containers
-        .pid1
-        .lock()
-        .unwrap()
-        .insert(name.to_owned(), child.id());
-    server.set_container_state(NS, POD, name, json!({"running": {}}));
-    let server = Arc::clone(server);
-    let name = name.to_owned();
-    std::thread::spawn(move || {
-        use std::os::unix::process::ExitStatusExt as _;
-        let status = child.wait().unwrap();
-        let code = status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap());
-        server.set_container_state(NS, POD, &name, json!({"terminated": {"exitCode": code}}));
-        code
-    })
+    let child = command.spawn().unwrap();
+    containers.pid1.set(name, child.id());
+    server.adopt(NS, POD, name, child)
 }
 
 #[test]

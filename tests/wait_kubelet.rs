@@ -29,25 +29,14 @@ fn start(
 ) -> std::thread::JoinHandle<i32> {
     let log = dir.join(format!("{name}.log"));
     server.set_log(NS, POD, name, LogSource::File(log.clone()));
-    let mut child = std::process::Command::new("sh")
+    let child = std::process::Command::new("sh")
         .args(["-c", script])
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     pids.set(name, child.id());
-    server.set_container_state(NS, POD, name, json!({"running": {}}));
-    let server = Arc::clone(server);
-    let name = name.to_owned();
-    std::thread::spawn(move || {
-        use std::os::unix::process::ExitStatusExt as _;
-        let status = child.wait().unwrap();
-        let code = status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap());
-        server.set_container_state(NS, POD, &name, json!({"terminated": {"exitCode": code}}));
-        code
-    })
+    server.adopt(NS, POD, name, child)
 }
 
 #[test]

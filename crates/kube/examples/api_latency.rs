@@ -107,25 +107,13 @@ fn main() {
         let name = format!("c{i}");
         let log = dir.path().join(format!("{name}.log"));
         server.set_log("argo", "pod", &name, LogSource::File(log.clone()));
-        let mut child = Command::new("sh")
+        let child = Command::new("sh")
             .args(["-c", "sleep 0.2; exec date +%s%N"])
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        server.set_container_state("argo", "pod", &name, json!({"running": {}}));
-        let reaper = {
-            let (server, name) = (Arc::clone(&server), name.clone());
-            std::thread::spawn(move || {
-                let code = child.wait().unwrap().code().unwrap_or(1);
-                server.set_container_state(
-                    "argo",
-                    "pod",
-                    &name,
-                    json!({"terminated": {"exitCode": code}}),
-                );
-            })
-        };
+        let reaper = server.adopt("argo", "pod", &name, child);
         let woke = tokio.block_on(async {
             runtime.wait_exited(&name).await.unwrap();
             now_ns()
@@ -161,7 +149,7 @@ fn main() {
     for i in 0..3 {
         let name = format!("k{i}");
         let ready = dir.path().join(format!("{name}.ready"));
-        let mut child = Command::new("sh")
+        let child = Command::new("sh")
             .args([
                 "-c",
                 &format!(
@@ -177,23 +165,7 @@ fn main() {
         }
         pid1.set(&name, child.id());
         server.set_log("argo", "pod", &name, LogSource::Bytes("".into()));
-        server.set_container_state("argo", "pod", &name, json!({"running": {}}));
-        let reaper = {
-            let (server, name) = (Arc::clone(&server), name.clone());
-            std::thread::spawn(move || {
-                use std::os::unix::process::ExitStatusExt as _;
-                let status = child.wait().unwrap();
-                let code = status
-                    .code()
-                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-                server.set_container_state(
-                    "argo",
-                    "pod",
-                    &name,
-                    json!({"terminated": {"exitCode": code}}),
-                );
-            })
-        };
+        let reaper = server.adopt("argo", "pod", &name, child);
         let started = std::time::Instant::now();
         let outcome = tokio
             .block_on(runtime.kill(&name, Duration::from_secs(1)))

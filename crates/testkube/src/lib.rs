@@ -325,6 +325,37 @@ impl TestKube {
             .cloned()
     }
 
+    /// Host process `child` is container `container` of the pod, as for a test playing the
+    /// kubelet: running in the pod's status now, terminated with its exit code (128 + N for
+    /// signal N) once it ends. The returned thread gives that code.
+    pub fn adopt(
+        self: &Arc<Self>,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        mut child: std::process::Child,
+    ) -> std::thread::JoinHandle<i32> {
+        use std::os::unix::process::ExitStatusExt as _;
+        self.set_container_state(namespace, pod, container, json!({"running": {}}));
+        let server = Arc::clone(self);
+        let (namespace, pod, container) =
+            (namespace.to_owned(), pod.to_owned(), container.to_owned());
+        std::thread::spawn(move || {
+            let code = child.wait().map_or(255, |status| {
+                status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+            });
+            server.set_container_state(
+                &namespace,
+                &pod,
+                &container,
+                json!({"terminated": {"exitCode": code}}),
+            );
+            code
+        })
+    }
+
     /// Sets the state of one container of a pod (`{"running": {...}}`, `{"terminated":
     /// {"exitCode": 0}}`, ...), as kubelet would, and sends the change to watches.
     pub fn set_container_state(&self, namespace: &str, pod: &str, container: &str, state: Value) {
