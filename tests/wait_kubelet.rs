@@ -39,6 +39,15 @@ fn start(
     server.adopt(NS, POD, name, child)
 }
 
+/// The pod's service account under the pod root, as kubelet mounts it: token, CA, namespace.
+fn mount_service_account(root: &Path, server: &TestKube) {
+    let account = root.join("var/run/secrets/kubernetes.io/serviceaccount");
+    std::fs::create_dir_all(&account).unwrap();
+    std::fs::write(account.join("token"), TOKEN).unwrap();
+    std::fs::write(account.join("ca.crt"), server.ca_pem().unwrap()).unwrap();
+    std::fs::write(account.join("namespace"), NS).unwrap();
+}
+
 #[test]
 fn wait_with_kubelet_saves_outputs_from_a_volume_and_kills_the_sidecar() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,12 +61,7 @@ fn wait_with_kubelet_saves_outputs_from_a_volume_and_kills_the_sidecar() {
     server.set_container_state(NS, POD, "wait", json!({"running": {}}));
     let pids = Pid1Exec::default();
     server.set_exec(pids.clone());
-    // The pod's service account, as kubelet mounts it.
-    let account = dir.join("var/run/secrets/kubernetes.io/serviceaccount");
-    std::fs::create_dir_all(&account).unwrap();
-    std::fs::write(account.join("token"), TOKEN).unwrap();
-    std::fs::write(account.join("ca.crt"), server.ca_pem().unwrap()).unwrap();
-    std::fs::write(account.join("namespace"), NS).unwrap();
+    mount_service_account(dir, &server);
     // The volume main writes to, mirrored in wait at /mainctrfs/work.
     let volume = dir.join("mainctrfs/work");
     std::fs::create_dir_all(&volume).unwrap();
@@ -152,10 +156,7 @@ fn wait_with_kubelet_says_base_image_outputs_need_a_volume() {
         "spec": {"restartPolicy": "Never", "containers": [{"name": "wait"}, {"name": "main"}]}}));
     server.set_container_state(NS, POD, "main", json!({"terminated": {"exitCode": 0}}));
     server.set_log(NS, POD, "main", LogSource::Bytes("".into()));
-    let account = dir.join("var/run/secrets/kubernetes.io/serviceaccount");
-    std::fs::create_dir_all(&account).unwrap();
-    std::fs::write(account.join("token"), TOKEN).unwrap();
-    std::fs::write(account.join("ca.crt"), server.ca_pem().unwrap()).unwrap();
+    mount_service_account(dir, &server);
     let template = json!({
         "name": "step",
         "container": {"image": "alpine"},
