@@ -1,7 +1,7 @@
 //! A recording fake runtime for tests of the wait sequence: containers whose files live in a local
 //! directory, whose output is given, and whose exit the test decides.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,11 +30,13 @@ struct Entry {
     exit: watch::Sender<Option<ExitStatus>>,
 }
 
-/// A runtime whose containers the test scripts. Records every call in [`calls`](Self::calls).
+/// A runtime whose containers the test scripts. Records every call in [`calls`](Self::calls);
+/// [`fail`](Self::fail) makes the next calls of a method fail.
 #[derive(Default)]
 pub struct FakeRuntime {
     containers: Mutex<BTreeMap<String, Entry>>,
     calls: Mutex<Vec<String>>,
+    failures: Mutex<BTreeMap<&'static str, VecDeque<Error>>>,
 }
 
 impl std::fmt::Debug for FakeRuntime {
@@ -62,15 +64,31 @@ impl FakeRuntime {
         }
     }
 
+    /// Makes the next call of `method` (`wait_started`, `wait_exited`, `kill`, `open_path` or
+    /// `logs`) fail with `error`; queued failures are used one per call, in order. The call is
+    /// still recorded.
+    pub fn fail(&self, method: &'static str, error: Error) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.entry(method).or_default().push_back(error);
+        }
+    }
+
     /// Every call so far, e.g. `kill main`, in order.
     pub fn calls(&self) -> Vec<String> {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
-    fn record(&self, call: String) {
+    /// Records `call` of `method`, then fails it if a failure is queued for the method.
+    fn record(&self, method: &'static str, call: String) -> Result<(), Error> {
         if let Ok(mut calls) = self.calls.lock() {
             calls.push(call);
         }
+        let queued = self
+            .failures
+            .lock()
+            .ok()
+            .and_then(|mut f| f.get_mut(method).and_then(VecDeque::pop_front));
+        queued.map_or(Ok(()), Err)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -114,18 +132,18 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn wait_started(&self, container: &str) -> Result<(), Error> {
-        self.record(format!("wait_started {container}"));
+        self.record("wait_started", format!("wait_started {container}"))?;
         self.get(container).map(|_| ())
     }
 
     async fn wait_exited(&self, container: &str) -> Result<ExitStatus, Error> {
-        self.record(format!("wait_exited {container}"));
+        self.record("wait_exited", format!("wait_exited {container}"))?;
         let (_, rx) = self.get(container)?;
         Ok(exited(rx).await)
     }
 
     async fn kill(&self, container: &str, grace: Duration) -> Result<KillOutcome, Error> {
-        self.record(format!("kill {container}"));
+        self.record("kill", format!("kill {container}"))?;
         let (spec, rx) = self.get(container)?;
         if rx.borrow().is_some() {
             return Ok(KillOutcome::AlreadyExited);
@@ -142,7 +160,10 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn open_path(&self, container: &str, path: &Path) -> Result<PathSource, Error> {
-        self.record(format!("open_path {container} {}", path.display()));
+        self.record(
+            "open_path",
+            format!("open_path {container} {}", path.display()),
+        )?;
         let (spec, _) = self.get(container)?;
         let local = spec.root.join(path.strip_prefix("/").unwrap_or(path));
         if std::fs::symlink_metadata(&local).is_err() {
@@ -155,7 +176,7 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn logs(&self, container: &str, stream: LogStream) -> Result<ByteStream, Error> {
-        self.record(format!("logs {container} {stream:?}"));
+        self.record("logs", format!("logs {container} {stream:?}"))?;
         let (spec, _) = self.get(container)?;
         let bytes = match stream {
             LogStream::Stdout => spec.stdout,

@@ -143,6 +143,35 @@ impl Error {
             _ => false,
         }
     }
+
+    /// Whether the same call may succeed if made again: an I/O failure of a kind that passes (a
+    /// connection refused, reset or cut short, a timeout, an interrupted call). A missing
+    /// container or path, an unsupported call, a container that could not start and a root that
+    /// is gone stay as they are.
+    pub fn is_transient(&self) -> bool {
+        use io::ErrorKind::*;
+        // The kinds the storage retry policy retries (`argoexec_storage::is_transient_io`); this
+        // crate does not depend on storage, so the list is kept here too.
+        let Self::Io { source, .. } = self else {
+            return false;
+        };
+        matches!(
+            source.kind(),
+            ConnectionRefused
+                | ConnectionReset
+                | ConnectionAborted
+                | NotConnected
+                | BrokenPipe
+                | TimedOut
+                | UnexpectedEof
+                | Interrupted
+                | WouldBlock
+                | HostUnreachable
+                | NetworkUnreachable
+                | NetworkDown
+                | ResourceBusy
+        )
+    }
 }
 
 /// What the wait sequence needs from a container runtime.
@@ -221,5 +250,23 @@ pub trait ContainerRuntime: Send + Sync {
                 }
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_io_failures_that_pass_are_transient() {
+        let io = |kind| Error::io("read", io::Error::new(kind, "x"));
+        assert!(io(io::ErrorKind::ConnectionReset).is_transient());
+        assert!(io(io::ErrorKind::UnexpectedEof).is_transient());
+        assert!(!io(io::ErrorKind::PermissionDenied).is_transient());
+        assert!(!io(io::ErrorKind::Other).is_transient());
+        let gone = Error::RootGone {
+            container: "main".into(),
+        };
+        assert!(!gone.is_transient());
     }
 }
