@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 
 use argoexec_config::RuntimeKind;
 use argoexec_storage::{
-    AnyDriver, Digest, Digesting, Driver as _, RetryError, RetryPolicy, Secrets, StorageOptions,
-    download_dir,
+    Digest, Digesting, Driver as _, RetryError, RetryPolicy, Secrets, StorageOptions, download_dir,
 };
 use argoexec_template::{Artifact, Protocol, Template, TemplateKind};
 
 use crate::paths::{PathError, PodPaths, clean_artifact_path, overlapping_mount};
 use crate::place::{Limits, PlaceError, place};
+use crate::store::{self, Defaults, StoreError};
 
 /// Files of a directory artifact downloaded at once.
 const DIR_PARALLELISM: usize = 8;
@@ -196,7 +196,7 @@ async fn load_input<S: Secrets>(
 ) -> Result<(), InitError> {
     let name = artifact.name.clone();
     tracing::info!(artifact = %name, "Downloading artifact");
-    let mut location = artifact.location.clone();
+    let location = &artifact.location;
     if !location.has_location() && location.key().is_none() {
         if artifact.is_optional() {
             tracing::warn!(artifact = %name, "Ignoring optional artifact which was not supplied");
@@ -206,25 +206,26 @@ async fn load_input<S: Secrets>(
         return Err(InitError::NotSupplied(name));
     }
     let path = clean_artifact_path(&name, artifact.path.as_deref())?;
-    if !location.has_location() {
-        let relocate = |reason: String| InitError::Relocate {
-            name: name.clone(),
-            reason,
-        };
-        let mut base = template
-            .archive_location
-            .clone()
-            .ok_or_else(|| relocate("template artifact location not set".into()))?;
-        let key = location.key().unwrap_or_default().to_owned();
-        base.set_key(key).map_err(|e| relocate(e.to_string()))?;
-        location = base;
-    }
-    let (driver, key) = AnyDriver::for_location(&location, secrets, &options.storage)
+    // A key-only artifact is completed from the template's archive location; inputs never come
+    // from the local repository.
+    let defaults = Defaults::new(template, None);
+    let store = store::open(location, None, defaults, secrets, &options.storage)
         .await
-        .map_err(|source| InitError::Driver {
-            name: name.clone(),
-            source,
+        .map_err(|e| match e {
+            StoreError::NoRepository => InitError::Relocate {
+                name: name.clone(),
+                reason: "template artifact location not set".into(),
+            },
+            StoreError::Location(e) => InitError::Relocate {
+                name: name.clone(),
+                reason: e.to_string(),
+            },
+            StoreError::Driver(source) => InitError::Driver {
+                name: name.clone(),
+                source,
+            },
         })?;
+    let (driver, key) = (&store.driver, store.key.as_str());
     let dest = match overlapping_mount(template, &path) {
         Some(mount) => {
             tracing::info!(
@@ -248,11 +249,11 @@ async fn load_input<S: Secrets>(
             }
             // A key with objects under it is a directory (s3, gcs, azure, oss); drivers that
             // have no directories answer no.
-            if !key.is_empty() && driver.is_dir(&key).await? {
-                download_dir(&driver, &key, &dest, DIR_PARALLELISM).await?;
+            if !key.is_empty() && driver.is_dir(key).await? {
+                download_dir(driver, key, &dest, DIR_PARALLELISM).await?;
                 return Ok::<_, PlaceError>(None);
             }
-            let stream = driver.get(&key).await?;
+            let stream = driver.get(key).await?;
             let (stream, digest) = Digesting::new(stream);
             let stats = place(
                 Box::pin(stream),

@@ -1,4 +1,5 @@
-//! The executor's sequences: `init` (stage files, load input artifacts) and, later, `wait`.
+//! The executor's sequences: `init` (stage files, load input artifacts) and `wait` (wait for the
+//! main containers, save their outputs, report, stop the sidecars).
 //!
 //! Written once, generic over storage (any [`argoexec_storage::Secrets`] and the drivers behind
 //! [`argoexec_storage::AnyDriver`]) and over the pod layout ([`PodPaths`], injectable by root so
@@ -6,12 +7,16 @@
 //!
 //! Loading an artifact streams it from the driver straight into the archive unpacker, which builds
 //! the destination beside its final place and renames it in only when whole; a failed attempt
-//! leaves nothing behind, so the retry policy can start each attempt afresh.
+//! leaves nothing behind, so the retry policy can start each attempt afresh. Saving an output
+//! streams it the other way, packed on the fly. Both find an artifact's store and key the same
+//! way (`store`): its own location, else the template's `archiveLocation`, else (outputs of
+//! `argoexec run`) the local repository.
 
 mod init;
 mod paths;
 mod place;
 mod report;
+mod store;
 mod wait;
 
 pub use init::{InitError, InitOptions, InitReport, run_init};
