@@ -346,6 +346,29 @@ fn a_main_that_cannot_start_fails_the_step_with_the_engines_reason() {
 /// Fixture pods that cannot give the same report on both backends, with the reason.
 const NOT_COMPARABLE: &[(&str, &str)] = &[];
 
+/// Fields of a fixture's report that may differ between the backends: (fixture, field, why).
+const UNEQUAL_FIELDS: &[(&str, &str, &str)] = &[(
+    "deadline-exceeded",
+    "message",
+    "a race between wait's own deadline (ARGO_DEADLINE is in the past: \"Step exceeded its \
+     deadline\") and the pod's activeDeadlineSeconds of 2 s (\"Pod was active on the node longer \
+     ...\"); the engine starts containers slower than namespaces do, so the pod's deadline can win \
+     there; phase, exit codes and outputs still agree",
+)];
+
+/// The fixture `name` under a pod name of its own: the other tests of this file run the same
+/// fixtures at once against the same engine.
+fn renamed(name: &str) -> String {
+    let yaml = std::fs::read_to_string(fixture(name)).unwrap();
+    let pod = yaml
+        .lines()
+        .find_map(|l| l.strip_prefix("  name: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    yaml.replace(&pod, &format!("{pod}-all"))
+}
+
 /// The report's fields both backends must agree on, one entry per field: phase, exitCode,
 /// message, each container's exit code, each output parameter, the result, and each artifact
 /// as stored (its location; digest and size differ, the tar coming from docker's archive
@@ -389,6 +412,10 @@ fn differences(docker: &Value, pns: &Value) -> Vec<(String, Value, Value)> {
         .collect()
 }
 
+/// One fixture through both backends: its name, the fields that differ, whether the stored
+/// artifacts agree, and both reports.
+type Compared = (String, Vec<(String, Value, Value)>, bool, Value);
+
 #[test]
 fn every_fixture_pod_gives_the_same_report_on_both_backends() {
     if !engine_available() {
@@ -407,7 +434,7 @@ fn every_fixture_pod_gives_the_same_report_on_both_backends() {
     assert!(names.len() >= 10, "{names:?}");
     let tmp = tempfile::tempdir().unwrap();
     // Pods of their own names run at once: two at a time, the machine has few cores.
-    let results: Vec<(String, Vec<(String, Value, Value)>, bool, Value)> = names
+    let results: Vec<Compared> = names
         .chunks(2)
         .flat_map(|pair| {
             std::thread::scope(|s| {
@@ -417,7 +444,7 @@ fn every_fixture_pod_gives_the_same_report_on_both_backends() {
                         let work = tmp.path().join(name);
                         s.spawn(move || {
                             std::fs::create_dir_all(&work).unwrap();
-                            let yaml = std::fs::read_to_string(fixture(name)).unwrap();
+                            let yaml = renamed(name);
                             let pns_pod = work.join("pns.yaml");
                             std::fs::write(&pns_pod, &yaml).unwrap();
                             let docker_pod = work.join("docker.yaml");
@@ -448,7 +475,13 @@ fn every_fixture_pod_gives_the_same_report_on_both_backends() {
         .collect();
     let mut failures = Vec::new();
     for (name, diffs, stored_alike, both) in &results {
-        for (field, docker, pns) in diffs {
+        let allowed = |field: &str| {
+            UNEQUAL_FIELDS
+                .iter()
+                .any(|(f, k, _)| f == name && *k == field)
+        };
+        let diffs: Vec<_> = diffs.iter().filter(|(field, ..)| !allowed(field)).collect();
+        for (field, docker, pns) in &diffs {
             failures.push(format!(
                 "{name}: {field}: docker {docker} != namespaces {pns}"
             ));
