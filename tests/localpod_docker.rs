@@ -342,3 +342,159 @@ fn a_main_that_cannot_start_fails_the_step_with_the_engines_reason() {
         "{message}"
     );
 }
+
+/// Fixture pods that cannot give the same report on both backends, with the reason.
+const NOT_COMPARABLE: &[(&str, &str)] = &[];
+
+/// Fields of a fixture's report that may differ between the backends: (fixture, field, why).
+const UNEQUAL_FIELDS: &[(&str, &str, &str)] = &[(
+    "deadline-exceeded",
+    "message",
+    "a race between wait's own deadline (ARGO_DEADLINE is in the past: \"Step exceeded its \
+     deadline\") and the pod's activeDeadlineSeconds of 2 s (\"Pod was active on the node longer \
+     ...\"); the engine starts containers slower than namespaces do, so the pod's deadline can win \
+     there; phase, exit codes and outputs still agree",
+)];
+
+/// The fixture `name` under a pod name of its own: the other tests of this file run the same
+/// fixtures at once against the same engine.
+fn renamed(name: &str) -> String {
+    let yaml = std::fs::read_to_string(fixture(name)).unwrap();
+    let pod = yaml
+        .lines()
+        .find_map(|l| l.strip_prefix("  name: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    yaml.replace(&pod, &format!("{pod}-all"))
+}
+
+/// The report's fields both backends must agree on, one entry per field: phase, exitCode,
+/// message, each container's exit code, each output parameter, the result, and each artifact
+/// as stored (its location; digest and size differ, the tar coming from docker's archive
+/// endpoint, so the contents are compared unpacked instead).
+fn fields(report: &Value) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for key in ["phase", "exitCode", "message"] {
+        out.insert(key.to_owned(), report[key].clone());
+    }
+    for c in report["containers"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        out.insert(format!("containers.{name}.exitCode"), c["exitCode"].clone());
+    }
+    let outputs = &report["outputs"];
+    out.insert("outputs.result".into(), outputs["result"].clone());
+    for p in outputs["parameters"].as_array().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap();
+        out.insert(format!("outputs.parameters.{name}"), p.clone());
+    }
+    for a in outputs["artifacts"].as_array().into_iter().flatten() {
+        let mut a = a.clone();
+        let map = a.as_object_mut().unwrap();
+        map.remove("sha256");
+        map.remove("size");
+        let name = map["name"].as_str().unwrap().to_owned();
+        out.insert(format!("outputs.artifacts.{name}"), a);
+    }
+    out
+}
+
+/// The fields on which two reports differ: (field, docker's, namespaces').
+fn differences(docker: &Value, pns: &Value) -> Vec<(String, Value, Value)> {
+    let (docker, pns) = (fields(docker), fields(pns));
+    let keys: std::collections::BTreeSet<&String> = docker.keys().chain(pns.keys()).collect();
+    keys.into_iter()
+        .filter(|k| docker.get(*k) != pns.get(*k))
+        .map(|k| {
+            let of = |m: &BTreeMap<String, Value>| m.get(k).cloned().unwrap_or(Value::Null);
+            (k.clone(), of(&docker), of(&pns))
+        })
+        .collect()
+}
+
+/// One fixture through both backends: its name, the fields that differ, whether the stored
+/// artifacts agree, and both reports.
+type Compared = (String, Vec<(String, Value, Value)>, bool, Value);
+
+#[test]
+fn every_fixture_pod_gives_the_same_report_on_both_backends() {
+    if !engine_available() {
+        eprintln!("SKIPPED: no Docker Engine answers; run tests/docker-engine (tests/run does)");
+        return;
+    }
+    ensure_image(IMAGE, &[Path::new(env!("CARGO_BIN_EXE_argoexec"))]).unwrap();
+    let dir = fixture("x").parent().unwrap().to_owned();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".yaml").map(str::to_owned))
+        .filter(|n| !NOT_COMPARABLE.iter().any(|(skip, _)| skip == n))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "{names:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    // Pods of their own names run at once: two at a time, the machine has few cores.
+    let results: Vec<Compared> = names
+        .chunks(2)
+        .flat_map(|pair| {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = pair
+                    .iter()
+                    .map(|name| {
+                        let work = tmp.path().join(name);
+                        s.spawn(move || {
+                            std::fs::create_dir_all(&work).unwrap();
+                            let yaml = renamed(name);
+                            let pns_pod = work.join("pns.yaml");
+                            std::fs::write(&pns_pod, &yaml).unwrap();
+                            let docker_pod = work.join("docker.yaml");
+                            let docker_yaml = yaml.replace("value: pns", "value: docker");
+                            std::fs::write(&docker_pod, docker_yaml).unwrap();
+                            let image_map = format!("*={IMAGE}");
+                            let docker_args = ["--backend", "docker", "--image-map", &image_map];
+                            let docker = run(&docker_pod, &work.join("docker"), &docker_args);
+                            let pns = run(&pns_pod, &work.join("pns"), &[]);
+                            let stored_alike = repository(&docker.work) == repository(&pns.work);
+                            let both =
+                                serde_json::json!({"docker": docker.report, "pns": pns.report});
+                            (
+                                name.clone(),
+                                differences(&docker.report, &pns.report),
+                                stored_alike,
+                                both,
+                            )
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for (name, diffs, stored_alike, both) in &results {
+        let allowed = |field: &str| {
+            UNEQUAL_FIELDS
+                .iter()
+                .any(|(f, k, _)| f == name && *k == field)
+        };
+        let diffs: Vec<_> = diffs.iter().filter(|(field, ..)| !allowed(field)).collect();
+        for (field, docker, pns) in &diffs {
+            failures.push(format!(
+                "{name}: {field}: docker {docker} != namespaces {pns}"
+            ));
+        }
+        if !stored_alike {
+            failures.push(format!("{name}: the stored artifacts differ"));
+        }
+        if !diffs.is_empty() || !stored_alike {
+            failures.push(format!("{name}: reports {both:#}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The comparison is not vacuous: a failing main's exit code is in both reports.
+    let failing = results.iter().find(|r| r.0 == "failing-main").unwrap();
+    assert_eq!(failing.3["docker"]["exitCode"], 3, "{:#}", failing.3);
+}

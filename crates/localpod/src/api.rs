@@ -35,48 +35,12 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::env::{KeyedDirs, PodInfo};
-use crate::runner::{ContainerResult, Role};
+use crate::plan::{ApiRuntime, ExecutorAccess, Role, random_uid};
+use crate::report::ContainerResult;
 use crate::shim::{BindMount, COMBINED_FILE};
-
-/// What init and wait use to see the pod under `--api`: one variant per runtime that talks to
-/// Kubernetes (the kubelet's own API is the next one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiRuntime {
-    /// Argo's `k8sapi`: pod watch, `pods/exec` of `tar` and `kill`, `pods/log`.
-    K8sApi,
-    /// Argo's `kubelet`: the node's kubelet API (`/pods`, `/containerLogs`, `/exec`) over HTTPS
-    /// with the service account's token and CA; here the same server plays the kubelet.
-    Kubelet,
-}
-
-impl ApiRuntime {
-    /// The value of `ARGO_CONTAINER_RUNTIME_EXECUTOR`.
-    fn executor(self) -> &'static str {
-        match self {
-            Self::K8sApi => "k8sapi",
-            Self::Kubelet => "kubelet",
-        }
-    }
-}
-
-/// How init and wait reach the pod's API server: variables and mounts added to them.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ExecutorAccess {
-    pub(crate) env: Vec<(String, String)>,
-    pub(crate) mounts: Vec<BindMount>,
-}
 
 /// Where a pod's service account token and CA are mounted, as kubelet mounts them.
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-/// How `argoexec run --api` serves the pod.
-#[derive(Debug, Clone)]
-pub struct ApiOptions {
-    /// The runtime init and wait use.
-    pub runtime: ApiRuntime,
-    /// Where to write the requests the step made (method, verb, status, path), when wanted.
-    pub request_log: Option<PathBuf>,
-}
 
 const RUNTIME_ENV: &str = argoexec_config::env::ARGO_CONTAINER_RUNTIME_EXECUTOR;
 /// The pod's reason and message once `activeDeadlineSeconds` passed, as kubelet writes them.
@@ -90,7 +54,7 @@ const DEADLINE_MESSAGE: &str = "Pod was active on the node longer than the speci
 pub(crate) fn rewrite(step: &mut StepPod, runtime: ApiRuntime) -> Result<(), Error> {
     let pod = &mut step.pod;
     if pod.metadata.uid.is_none() {
-        pod.metadata.uid = Some(crate::runner::random_uid());
+        pod.metadata.uid = Some(random_uid());
     }
     if step.protocol == Protocol::V4 {
         tracing::info!(
@@ -230,9 +194,7 @@ impl PodApi {
         let options = match runtime {
             ApiRuntime::K8sApi => ServerOptions::default(),
             // The kubelet runtime takes the node's kubelet over HTTPS with the pod's token.
-            ApiRuntime::Kubelet => ServerOptions::default()
-                .tls()
-                .token(&crate::runner::random_uid()),
+            ApiRuntime::Kubelet => ServerOptions::default().tls().token(&random_uid()),
         };
         let server = TestKube::start_with(options).map_err(|source| Error::Process {
             what: "start the pod's Kubernetes API server".into(),

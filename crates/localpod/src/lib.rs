@@ -30,6 +30,16 @@
 //! gets its path in [`POD_STATE_DIR_ENV`], the report file in [`REPORT_FILE_ENV`], and init and
 //! wait get a directory object store in [`LOCAL_REPOSITORY_ENV`].
 //!
+//! # Modules
+//!
+//! `plan` says what to run (options, directories, each container's role, environment and command
+//! line, the pod as the downward API sees it); `supervise` is the one loop every backend shares
+//! (order, deadline, signals, lingering sidecars) behind its `Backend` trait; `report` concludes
+//! the step's phase, exit code and message and reads the outputs wait reported; `namespaces` is
+//! the backend out of Linux namespaces (pause, shims), `docker` the one of a Docker Engine; `api`
+//! plays kubelet towards the pod's own API server. The arrows point one way: backends use
+//! `supervise`, which uses `plan` and `report`.
+//!
 //! # No `unsafe`
 //!
 //! The workspace allows `unsafe` only in crates that document why they need it, naming namespaces
@@ -45,20 +55,24 @@ mod docker;
 mod emissary;
 mod env;
 mod error;
+mod namespaces;
 mod pause;
+mod plan;
 mod repo;
-mod runner;
+mod report;
 mod shim;
+mod supervise;
 mod volumes;
 
-pub use api::{ApiOptions, ApiRuntime};
 #[cfg(feature = "docker")]
-pub use docker::{ImageMap, run_pod_docker};
+pub use docker::{EXECUTOR_IMAGE, ImageMap, run_pod_docker};
 pub use emissary::rewrite as rewrite_for_emissary;
 pub use error::Error;
+pub use namespaces::run_pod;
 pub use pause::pause_main;
-pub use runner::{
-    ContainerResult, LOCAL_REPOSITORY_ENV, POD_STATE_DIR_ENV, Phase, PodReport, REPORT_FILE_ENV,
-    Role, RunOptions, run_pod,
+pub use plan::{
+    ApiOptions, ApiRuntime, LOCAL_REPOSITORY_ENV, POD_STATE_DIR_ENV, REPORT_FILE_ENV, Role,
+    RunOptions,
 };
+pub use report::{ContainerResult, Phase, PodReport};
 pub use shim::{BindMount, ShimSpec, exec_main, nsexec_main, shim_main};
