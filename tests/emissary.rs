@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use argoexec_runtime::{ContainerRuntime as _, Emissary, KillOutcome};
 
-#[path = "support/waitcmd.rs"]
-mod support;
+use argoexec_testsupport::waitcmd;
 
 const ARGOEXEC: &str = env!("CARGO_BIN_EXE_argoexec");
 /// How long a command that should end soon may take before the test gives up on it: a bound
@@ -540,7 +539,7 @@ fn a_bad_arguments_file_is_the_emissarys_own_failure() {
 fn wait_emissary(pod: &Pod, template: &serde_json::Value, tmp: &Path) -> Output {
     let root = pod.root();
     let mut command = Command::new(ARGOEXEC);
-    let out = support::wait_command(&mut command, root, "emissary", template)
+    let out = waitcmd::wait_command(&mut command, root, "emissary", template)
         .env("TMPDIR", tmp)
         .env("ARGOEXEC_REPORT_FILE", root.join("report.json"))
         .stdin(Stdio::null())

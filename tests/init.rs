@@ -177,8 +177,7 @@ fn key_only_artifact_without_archive_location_names_the_problem() {
     );
 }
 
-#[path = "support/s3s.rs"]
-mod s3s;
+use argoexec_testsupport::s3s;
 
 #[test]
 fn loads_s3_inputs_a_file_and_a_directory_through_archive_location() {
@@ -215,8 +214,7 @@ fn loads_s3_inputs_a_file_and_a_directory_through_archive_location() {
     );
 }
 
-#[path = "support/faultproxy.rs"]
-mod faultproxy;
+use argoexec_testsupport::faultproxy;
 
 use faultproxy::{Fault, FaultProxy};
 
@@ -432,10 +430,7 @@ fn refuses_an_archive_that_reaches_outside_and_leaves_nothing() {
     assert!(left.is_empty(), "staging left behind: {left:?}");
 }
 
-#[path = "support/gitrepos.rs"]
-mod gitrepos;
-#[path = "support/nginx.rs"]
-mod nginx;
+use argoexec_testsupport::gitrepos;
 
 #[test]
 fn checks_out_a_git_input_at_a_tag_and_a_branch_with_mode() {

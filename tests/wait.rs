@@ -9,8 +9,7 @@ use std::process::{Command, Output, Stdio};
 
 use argoexec_runtime::testns::PodNamespace;
 
-#[path = "support/waitcmd.rs"]
-mod support;
+use argoexec_testsupport::waitcmd;
 
 /// Starts container `name` running `script` in the namespace; a thread plays the runner: it
 /// keeps stdout (here also the combined output) in the state dir and writes `exitcode` last.
@@ -50,7 +49,7 @@ fn run_wait(
 /// The wait container's command, with no reporter chosen yet.
 fn wait_command(ns: &PodNamespace, root: &Path, template: &serde_json::Value) -> Command {
     let mut command = ns.command(env!("CARGO_BIN_EXE_argoexec"));
-    support::wait_command(&mut command, root, "pns", template)
+    waitcmd::wait_command(&mut command, root, "pns", template)
         .env("ARGO_TERMINATION_GRACE_PERIOD_SECONDS", "1")
         .env("ARGOEXEC_POD_STATE_DIR", root.join("state"));
     command

@@ -37,9 +37,7 @@ use futures::StreamExt as _;
 
 // The launcher the integration tests use; it panics on a broken install, which is what a
 // benchmark wants too.
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-#[path = "../../../tests/support/s3s.rs"]
-mod s3s;
+use argoexec_testsupport::s3s;
 
 const BUCKET: &str = "bench";
 const SECRET_NAME: &str = "s3";

@@ -11,10 +11,8 @@ use argoexec_template::ArtifactLocation;
 use base64::Engine as _;
 use sha2::Digest as _;
 
-#[path = "../../../tests/support/process.rs"]
-mod process;
-#[path = "support/server.rs"]
-mod server;
+use argoexec_testsupport::process;
+mod support;
 
 use process::Process as Server;
 
@@ -94,7 +92,7 @@ fn location(port: u16, container: &str, secret_key: &str) -> ArtifactLocation {
 async fn put_get_list_delete_small_multi_block_and_directory() {
     let server = azurite();
     create_container(server.port, "artifacts");
-    let (_dir, secrets) = server::secrets(&[("azure", "key", &format!("{KEY}\n"))]);
+    let (_dir, secrets) = support::secrets(&[("azure", "key", &format!("{KEY}\n"))]);
     let loc = location(server.port, "artifacts", "key");
     let (driver, key) = AnyDriver::for_location(&loc, &secrets, &StorageOptions::default())
         .await
@@ -102,8 +100,8 @@ async fn put_get_list_delete_small_multi_block_and_directory() {
     assert_eq!(key, "wf/pod/x");
     // 20 MiB: three 8 MiB blocks, the last short, committed by one block list.
     let size = 20 << 20;
-    let times = server::exercise(&driver, size).await;
-    server::report("azurite", size, times);
+    let times = support::exercise(&driver, size).await;
+    support::report("azurite", size, times);
 }
 
 #[tokio::test]
@@ -111,7 +109,7 @@ async fn a_missing_container_is_not_found_and_a_wrong_key_is_permanent() {
     let server = azurite();
     create_container(server.port, "artifacts");
     let wrong = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
-    let (_dir, secrets) = server::secrets(&[("azure", "key", KEY), ("azure", "wrong", &wrong)]);
+    let (_dir, secrets) = support::secrets(&[("azure", "key", KEY), ("azure", "wrong", &wrong)]);
 
     let (driver, _) = AnyDriver::for_location(
         &location(server.port, "nocontainer", "key"),
@@ -130,7 +128,7 @@ async fn a_missing_container_is_not_found_and_a_wrong_key_is_permanent() {
     )
     .await
     .unwrap();
-    let err = driver.put("a", server::body(b"x", 1)).await.unwrap_err();
+    let err = driver.put("a", support::body(b"x", 1)).await.unwrap_err();
     assert!(matches!(err, Error::Failed { .. }), "{err:?}");
 }
 
@@ -140,7 +138,7 @@ async fn a_server_that_is_gone_is_transient() {
         let server = azurite();
         server.port
     };
-    let (_dir, secrets) = server::secrets(&[("azure", "key", KEY)]);
+    let (_dir, secrets) = support::secrets(&[("azure", "key", KEY)]);
     let (driver, _) = AnyDriver::for_location(
         &location(port, "artifacts", "key"),
         &secrets,
@@ -154,7 +152,7 @@ async fn a_server_that_is_gone_is_transient() {
 
 #[tokio::test]
 async fn location_errors_name_the_field() {
-    let (_dir, secrets) = server::secrets(&[]);
+    let (_dir, secrets) = support::secrets(&[]);
     let for_json = |json: serde_json::Value| {
         let loc: ArtifactLocation =
             serde_json::from_value(serde_json::json!({ "azure": json })).unwrap();

@@ -10,10 +10,8 @@ use argoexec_template::ArtifactLocation;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-#[path = "../../../tests/support/process.rs"]
-mod process;
-#[path = "support/server.rs"]
-mod server;
+use argoexec_testsupport::process;
+mod support;
 
 use process::Process as Server;
 
@@ -76,7 +74,7 @@ fn options(port: u16) -> StorageOptions {
 async fn put_get_list_delete_small_resumable_and_directory() {
     let server = fake_gcs();
     create_bucket(server.port, "artifacts");
-    let (_dir, secrets) = server::secrets(&[]);
+    let (_dir, secrets) = support::secrets(&[]);
     let (driver, key) =
         AnyDriver::for_location(&location("artifacts"), &secrets, &options(server.port))
             .await
@@ -84,14 +82,14 @@ async fn put_get_list_delete_small_resumable_and_directory() {
     assert_eq!(key, "wf/pod/x");
     // 20 MiB: a resumable session of three chunks, the last short.
     let size = 20 << 20;
-    let times = server::exercise(&driver, size).await;
-    server::report("fake-gcs-server", size, times);
+    let times = support::exercise(&driver, size).await;
+    support::report("fake-gcs-server", size, times);
 }
 
 #[tokio::test]
 async fn a_missing_bucket_is_not_found() {
     let server = fake_gcs();
-    let (_dir, secrets) = server::secrets(&[]);
+    let (_dir, secrets) = support::secrets(&[]);
     let (driver, _) =
         AnyDriver::for_location(&location("nobucket"), &secrets, &options(server.port))
             .await
@@ -103,7 +101,7 @@ async fn a_missing_bucket_is_not_found() {
 #[tokio::test]
 async fn a_server_that_is_gone_is_transient() {
     let port = fake_gcs().port;
-    let (_dir, secrets) = server::secrets(&[]);
+    let (_dir, secrets) = support::secrets(&[]);
     let (driver, _) = AnyDriver::for_location(&location("artifacts"), &secrets, &options(port))
         .await
         .unwrap();
@@ -113,7 +111,7 @@ async fn a_server_that_is_gone_is_transient() {
 
 #[tokio::test]
 async fn a_key_that_is_not_a_service_account_names_the_secret() {
-    let (_dir, secrets) = server::secrets(&[("gcs", "key.json", r#"{"type":"authorized_user"}"#)]);
+    let (_dir, secrets) = support::secrets(&[("gcs", "key.json", r#"{"type":"authorized_user"}"#)]);
     let loc: ArtifactLocation = serde_json::from_value(serde_json::json!({ "gcs": {
         "bucket": "b", "key": "k",
         "serviceAccountKeySecret": {"name": "gcs", "key": "key.json"},
@@ -279,7 +277,7 @@ async fn a_service_account_key_is_exchanged_for_a_bearer_token_sent_with_every_r
         "private_key": private,
         "token_uri": token_uri,
     });
-    let (_dir, secrets) = server::secrets(&[("gcs", "key.json", &key.to_string())]);
+    let (_dir, secrets) = support::secrets(&[("gcs", "key.json", &key.to_string())]);
     let loc: ArtifactLocation = serde_json::from_value(serde_json::json!({ "gcs": {
         "bucket": "signed", "key": "wf/pod/out.txt",
         "serviceAccountKeySecret": {"name": "gcs", "key": "key.json"},
@@ -289,7 +287,7 @@ async fn a_service_account_key_is_exchanged_for_a_bearer_token_sent_with_every_r
         .await
         .unwrap();
     driver
-        .put(&key, server::body(b"signed upload", 4))
+        .put(&key, support::body(b"signed upload", 4))
         .await
         .unwrap();
     let mut stream = driver.get(&key).await.unwrap();

@@ -5,12 +5,8 @@
 // A test fails by panicking, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../../tests/support/gitrepos.rs"]
-mod gitrepos;
-#[path = "../../../tests/support/nginx.rs"]
-mod nginx;
-#[path = "../../../tests/support/tls.rs"]
-mod tls;
+use argoexec_testsupport::gitrepos;
+use argoexec_testsupport::tls;
 
 use std::path::Path;
 

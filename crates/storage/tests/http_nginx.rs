@@ -6,8 +6,7 @@
 // A test fails by panicking, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../../tests/support/nginx.rs"]
-mod nginx;
+use argoexec_testsupport::nginx;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -332,10 +331,8 @@ async fn artifactory_puts_and_gets_with_basic_auth() {
     assert!(chain(&err).starts_with(&format!("GET {url}: 401 Unauthorized")));
 }
 
-#[path = "../../../tests/support/faultproxy.rs"]
-mod faultproxy;
-#[path = "../../../tests/support/tls.rs"]
-mod tls;
+use argoexec_testsupport::faultproxy;
+use argoexec_testsupport::tls;
 
 use faultproxy::{Fault, FaultProxy};
 

@@ -7,10 +7,8 @@
 use argoexec_storage::{AnyDriver, Driver as _, Error, S3Tuning, StorageOptions};
 use argoexec_template::ArtifactLocation;
 
-#[path = "../../../tests/support/s3s.rs"]
-mod s3s;
-#[path = "support/server.rs"]
-mod server;
+use argoexec_testsupport::s3s;
+mod support;
 
 use s3s::{ACCESS, S3Server, SECRET};
 
@@ -44,7 +42,7 @@ fn options() -> StorageOptions {
 async fn put_get_list_delete_small_multipart_and_directory() {
     let server = S3Server::start();
     let (_dir, secrets) =
-        server::secrets(&[("oss", "accessKey", ACCESS), ("oss", "secretKey", SECRET)]);
+        support::secrets(&[("oss", "accessKey", ACCESS), ("oss", "secretKey", SECRET)]);
     let loc = location(server.port, serde_json::json!({}));
     let (driver, key) = AnyDriver::for_location(&loc, &secrets, &options())
         .await
@@ -52,15 +50,15 @@ async fn put_get_list_delete_small_multipart_and_directory() {
     assert_eq!(key, "wf/pod/x");
     // 12 MiB in 5 MiB parts: a multipart upload of three parts.
     let size = 12 << 20;
-    let times = server::exercise(&driver, size).await;
-    server::report("oss on s3s-fs", size, times);
+    let times = support::exercise(&driver, size).await;
+    support::report("oss on s3s-fs", size, times);
 }
 
 #[tokio::test]
 async fn wrong_keys_are_refused_for_good() {
     let server = S3Server::start();
     let (_dir, secrets) =
-        server::secrets(&[("oss", "accessKey", ACCESS), ("oss", "secretKey", "wrong")]);
+        support::secrets(&[("oss", "accessKey", ACCESS), ("oss", "secretKey", "wrong")]);
     let loc = location(
         server.port,
         serde_json::json!({"securityToken": "sts-token"}),
@@ -68,7 +66,7 @@ async fn wrong_keys_are_refused_for_good() {
     let (driver, _) = AnyDriver::for_location(&loc, &secrets, &options())
         .await
         .unwrap();
-    let err = driver.put("k", server::body(b"x", 1)).await.unwrap_err();
+    let err = driver.put("k", support::body(b"x", 1)).await.unwrap_err();
     assert!(matches!(err, Error::Failed { .. }), "{err:?}");
 }
 
@@ -76,7 +74,7 @@ async fn wrong_keys_are_refused_for_good() {
 async fn a_security_token_goes_with_the_keys() {
     let server = S3Server::start();
     let (_dir, secrets) =
-        server::secrets(&[("oss", "accessKey", ACCESS), ("oss", "secretKey", SECRET)]);
+        support::secrets(&[("oss", "accessKey", ACCESS), ("oss", "secretKey", SECRET)]);
     let loc = location(
         server.port,
         serde_json::json!({"securityToken": "sts-token"}),
@@ -84,13 +82,13 @@ async fn a_security_token_goes_with_the_keys() {
     let (driver, _) = AnyDriver::for_location(&loc, &secrets, &options())
         .await
         .unwrap();
-    driver.put("k", server::body(b"x", 1)).await.unwrap();
-    assert_eq!(server::read_all(&driver, "k").await, b"x");
+    driver.put("k", support::body(b"x", 1)).await.unwrap();
+    assert_eq!(support::read_all(&driver, "k").await, b"x");
 }
 
 #[tokio::test]
 async fn fields_without_support_are_refused_by_name() {
-    let (_dir, secrets) = server::secrets(&[]);
+    let (_dir, secrets) = support::secrets(&[]);
     let refused = |extra: serde_json::Value| {
         let loc = location(1, extra);
         let secrets = &secrets;

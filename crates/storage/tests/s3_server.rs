@@ -9,8 +9,7 @@ use argoexec_template::ArtifactLocation;
 use bytes::Bytes;
 use futures::StreamExt as _;
 
-#[path = "../../../tests/support/s3s.rs"]
-mod s3s;
+use argoexec_testsupport::s3s;
 
 use s3s::{ACCESS, S3Server};
 

@@ -9,10 +9,8 @@ use argoexec_storage::{AnyDriver, Driver as _, MountedSecrets, StorageOptions};
 use argoexec_template::ArtifactLocation;
 use futures::StreamExt as _;
 
-#[path = "../../../tests/support/s3s.rs"]
-mod s3s;
-#[path = "../../../tests/support/tls.rs"]
-mod tls;
+use argoexec_testsupport::s3s;
+use argoexec_testsupport::tls;
 
 use tls::{make_certificates, tls_front};
 

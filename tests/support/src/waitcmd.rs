@@ -7,7 +7,7 @@ use std::process::Command;
 
 /// `argoexec wait` for the pod under `root`, with `runtime` and `template`, on top of `command`
 /// (the binary, maybe run through `nsenter`).
-pub(crate) fn wait_command<'a>(
+pub fn wait_command<'a>(
     command: &'a mut Command,
     root: &Path,
     runtime: &str,

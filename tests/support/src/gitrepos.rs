@@ -6,22 +6,19 @@
 //!
 //! A missing program fails the test when `CI` is set and skips it (saying so) otherwise.
 
-// Each test binary that includes this file uses a different part of it.
-#![allow(dead_code)]
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The user the HTTP server's private location accepts.
-pub(crate) const USER: &str = "alice";
+pub const USER: &str = "alice";
 /// Their password.
-pub(crate) const PASSWORD: &str = "wonderland";
+pub const PASSWORD: &str = "wonderland";
 
 /// `name`, found on PATH or in /usr/sbin (not on every user's PATH). `None` (after saying why)
 /// when it is missing outside CI; in CI a missing program fails the test.
-pub(crate) fn program(name: &str) -> Option<PathBuf> {
+pub fn program(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -37,7 +34,7 @@ pub(crate) fn program(name: &str) -> Option<PathBuf> {
 }
 
 /// Runs git in `dir` with a fixed identity and returns its trimmed stdout; panics on failure.
-pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
+pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
         .args([
@@ -65,28 +62,28 @@ pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// The served repositories and the commits the tests expect.
-pub(crate) struct Fixture {
+pub struct Fixture {
     /// Holds everything; removed when dropped.
-    pub(crate) dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     /// The folder served: `repo.git`, `sub.git`, `empty.git`.
-    pub(crate) root: PathBuf,
+    pub root: PathBuf,
     /// `main~2`, tagged `v1` (annotated): README is "one".
-    pub(crate) one: String,
+    pub one: String,
     /// `main~1`, tagged `light` (lightweight): README is "two".
-    pub(crate) two: String,
+    pub two: String,
     /// `main`: README is "three", submodule `sub` (URL `../sub.git`) added.
-    pub(crate) three: String,
+    pub three: String,
     /// `feature`, on top of `two`: adds feature.txt.
-    pub(crate) feature: String,
+    pub feature: String,
     /// On top of `two`, reachable only through `refs/pull/1/head`: adds pr.txt.
-    pub(crate) pull: String,
+    pub pull: String,
     /// The submodule's only commit: sub.txt.
-    pub(crate) sub: String,
+    pub sub: String,
 }
 
 impl Fixture {
     /// Makes the repositories with the git CLI. `None` when git is missing (outside CI).
-    pub(crate) fn new() -> Option<Self> {
+    pub fn new() -> Option<Self> {
         program("git")?;
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("srv");
@@ -206,14 +203,14 @@ impl Drop for Children {
 }
 
 /// `git daemon` serving a fixture's root.
-pub(crate) struct GitDaemon {
+pub struct GitDaemon {
     _children: Children,
     port: u16,
 }
 
 impl GitDaemon {
     /// Starts the daemon. `None` when git is missing (outside CI).
-    pub(crate) fn start(root: &Path) -> Option<Self> {
+    pub fn start(root: &Path) -> Option<Self> {
         program("git")?;
         let (child, port) = spawn_listening("git daemon", |port| {
             let mut command = Command::new("git");
@@ -236,14 +233,14 @@ impl GitDaemon {
     }
 
     /// The git:// URL of `name` (e.g. `repo.git`).
-    pub(crate) fn url(&self, name: &str) -> String {
+    pub fn url(&self, name: &str) -> String {
         format!("git://127.0.0.1:{}/{name}", self.port)
     }
 }
 
 /// Smart HTTP: nginx in one foreground process, git-http-backend behind fcgiwrap. `/git/<repo>`
 /// is open, `/private/<repo>` needs basic auth.
-pub(crate) struct GitHttp {
+pub struct GitHttp {
     _children: Children,
     port: u16,
     dir: tempfile::TempDir,
@@ -251,7 +248,7 @@ pub(crate) struct GitHttp {
 
 impl GitHttp {
     /// Starts fcgiwrap and nginx for a fixture's root. `None` when one is missing (outside CI).
-    pub(crate) fn start(root: &Path) -> Option<Self> {
+    pub fn start(root: &Path) -> Option<Self> {
         let nginx = program("nginx")?;
         let fcgiwrap = program("fcgiwrap")?;
         let backend = PathBuf::from(git(root, &["--exec-path"])).join("git-http-backend");
@@ -261,7 +258,7 @@ impl GitHttp {
         let d = dir.path();
         std::fs::write(
             d.join("htpasswd"),
-            super::nginx::htpasswd_line(USER, PASSWORD) + "\n",
+            crate::nginx::htpasswd_line(USER, PASSWORD) + "\n",
         )
         .unwrap();
         let socket = d.join("fcgiwrap.sock");
@@ -316,8 +313,8 @@ impl GitHttp {
             )
         };
         // Only a server of this fixture serves its repository.
-        let (child, port) = super::nginx::start(&nginx, d, server, |port| {
-            super::nginx::answers(
+        let (child, port) = crate::nginx::start(&nginx, d, server, |port| {
+            crate::nginx::answers(
                 port,
                 "/git/repo.git/info/refs?service=git-upload-pack",
                 "# service=git-upload-pack",
@@ -332,37 +329,37 @@ impl GitHttp {
     }
 
     /// The URL of `name` under the open location.
-    pub(crate) fn url(&self, name: &str) -> String {
+    pub fn url(&self, name: &str) -> String {
         format!("http://127.0.0.1:{}/git/{name}", self.port)
     }
 
     /// The URL of `name` under the basic-auth location.
-    pub(crate) fn private_url(&self, name: &str) -> String {
+    pub fn private_url(&self, name: &str) -> String {
         format!("http://127.0.0.1:{}/private/{name}", self.port)
     }
 
     /// nginx's error log, for failure messages.
-    pub(crate) fn error_log(&self) -> String {
+    pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
     }
 }
 
 /// OpenSSH's sshd on 127.0.0.1 with a fresh host key, letting the current user (root in CI) in
 /// with a fresh client key only; git runs through the login shell as usual.
-pub(crate) struct GitSsh {
+pub struct GitSsh {
     _children: Children,
     port: u16,
     user: String,
     /// The client's private key (OpenSSH PEM).
-    pub(crate) key: String,
+    pub key: String,
     /// A key the server does not accept.
-    pub(crate) other_key: String,
+    pub other_key: String,
     dir: tempfile::TempDir,
 }
 
 impl GitSsh {
     /// Starts sshd. `None` when sshd or ssh-keygen is missing (outside CI).
-    pub(crate) fn start() -> Option<Self> {
+    pub fn start() -> Option<Self> {
         let sshd = program("sshd")?;
         let keygen = program("ssh-keygen")?;
         let dir = tempfile::tempdir().unwrap();
@@ -419,7 +416,7 @@ impl GitSsh {
     }
 
     /// The ssh:// URL of the repository at `path` (absolute).
-    pub(crate) fn url(&self, path: &Path) -> String {
+    pub fn url(&self, path: &Path) -> String {
         format!(
             "ssh://{}@127.0.0.1:{}{}",
             self.user,
@@ -429,7 +426,7 @@ impl GitSsh {
     }
 
     /// sshd's log, for failure messages.
-    pub(crate) fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
     }
 }

@@ -2,16 +2,13 @@
 //! (`master_process off`), so that killing the child stops it whole, on a free loopback port;
 //! its configuration, logs and temp files live in a folder the caller owns.
 
-// Each test binary that includes this file uses a different part of it.
-#![allow(dead_code)]
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The nginx binary, on PATH or in /usr/sbin (not on every user's PATH).
-pub(crate) fn find() -> Option<PathBuf> {
+pub fn find() -> Option<PathBuf> {
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -21,7 +18,7 @@ pub(crate) fn find() -> Option<PathBuf> {
 }
 
 /// An htpasswd line for `user` (openssl's apr1 hash).
-pub(crate) fn htpasswd_line(user: &str, password: &str) -> String {
+pub fn htpasswd_line(user: &str, password: &str) -> String {
     let out = Command::new("openssl")
         .args(["passwd", "-apr1", password])
         .output()
@@ -34,7 +31,7 @@ pub(crate) fn htpasswd_line(user: &str, password: &str) -> String {
 /// whose body `server(port)` writes. The port was free a moment ago; another test's server may
 /// take it first: ready means `ready(port)` (a check only this instance passes), a failed bind
 /// means trying another port. Returns the running child and its port.
-pub(crate) fn start(
+pub fn start(
     nginx: &Path,
     dir: &Path,
     server: impl Fn(u16) -> String,
@@ -114,7 +111,7 @@ pub(crate) fn start(
 }
 
 /// Whether an HTTP/1.0 GET of `path` on `port` answers with a response containing `needle`.
-pub(crate) fn answers(port: u16, path: &str, needle: &str) -> bool {
+pub fn answers(port: u16, path: &str, needle: &str) -> bool {
     use std::io::{Read as _, Write as _};
     let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return false;

@@ -1,31 +1,27 @@
 //! An S3-compatible server (s3s-fs, installed by `tests/setup`) on a free loopback port, for the
 //! tests of every crate; stopped when dropped.
 
-// Each test binary that includes this file uses a different part of it.
-#![allow(dead_code)]
-
-#[path = "process.rs"]
-mod process;
+use crate::process;
 
 /// The access key the server accepts.
-pub(crate) const ACCESS: &str = "AKIAARGOEXEC";
+pub const ACCESS: &str = "AKIAARGOEXEC";
 /// The secret key the server accepts.
-pub(crate) const SECRET: &str = "secret-key-for-tests";
+pub const SECRET: &str = "secret-key-for-tests";
 
 /// A running s3s-fs: `port`, and `data`, where it keeps buckets (one folder each) and objects
 /// (files).
-pub(crate) type S3Server = process::Process;
+pub type S3Server = process::Process;
 
 impl S3Server {
     /// Starts a server with an empty store; panics, saying how to install it, when s3s-fs is
     /// missing.
-    pub(crate) fn start() -> Self {
+    pub fn start() -> Self {
         Self::start_in(&std::env::temp_dir())
     }
 
     /// Like [`S3Server::start`], with the store in a fresh folder under `parent` (a benchmark
     /// keeps its gigabytes off `/tmp`).
-    pub(crate) fn start_in(parent: &std::path::Path) -> Self {
+    pub fn start_in(parent: &std::path::Path) -> Self {
         Self::spawn_in(parent, "s3s-fs", |port, dir| {
             let port = port.to_string();
             let dir = dir.display().to_string();
@@ -38,14 +34,14 @@ impl S3Server {
     }
 
     /// Writes secret files `<dir>/<name>/accesskey` and `secretkey` for this server.
-    pub(crate) fn write_secrets(&self, dir: &std::path::Path, name: &str) {
+    pub fn write_secrets(&self, dir: &std::path::Path, name: &str) {
         std::fs::create_dir_all(dir.join(name)).unwrap();
         std::fs::write(dir.join(name).join("accesskey"), ACCESS).unwrap();
         std::fs::write(dir.join(name).join("secretkey"), format!("{SECRET}\n")).unwrap();
     }
 
     /// An `s3` location (JSON) for a bucket of this server, with the secret `name`.
-    pub(crate) fn location(&self, bucket: &str, secret: &str) -> serde_json::Value {
+    pub fn location(&self, bucket: &str, secret: &str) -> serde_json::Value {
         serde_json::json!({
             "endpoint": format!("127.0.0.1:{}", self.port),
             "insecure": true,

@@ -3,9 +3,6 @@
 //! (S3's `SlowDown`, or a plain one), a response cut short or reset after some bytes, or a
 //! response that stalls after some bytes while the connection stays open.
 
-// Each test binary that includes this file uses a different part of it.
-#![allow(dead_code)]
-
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -16,7 +13,7 @@ use std::time::Duration;
 
 /// What the proxy does with one connection.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Fault {
+pub enum Fault {
     /// Read the request, then close without answering.
     Close,
     /// Answer `503 Slow Down` with an S3 error body.
@@ -37,7 +34,7 @@ pub(crate) enum Fault {
 }
 
 /// How long a stalled connection is held at most, so that a test that never gives up still ends.
-pub(crate) const STALL_LIMIT: Duration = Duration::from_secs(60);
+pub const STALL_LIMIT: Duration = Duration::from_secs(60);
 
 /// What happens when a response reaches its byte limit.
 #[derive(Debug, Clone, Copy)]
@@ -48,17 +45,17 @@ enum Stop {
 }
 
 /// A running proxy; it stops accepting when dropped (its threads end with their connections).
-pub(crate) struct FaultProxy {
+pub struct FaultProxy {
     /// The proxy's port on 127.0.0.1.
-    pub(crate) port: u16,
+    pub port: u16,
     faults: Arc<Mutex<VecDeque<Fault>>>,
     /// Connections accepted so far.
-    pub(crate) accepted: Arc<Mutex<usize>>,
+    pub accepted: Arc<Mutex<usize>>,
 }
 
 impl FaultProxy {
     /// A proxy to `127.0.0.1:upstream` that applies `faults` to the first connections.
-    pub(crate) fn start(upstream: u16, faults: Vec<Fault>) -> Self {
+    pub fn start(upstream: u16, faults: Vec<Fault>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let faults = Arc::new(Mutex::new(VecDeque::from(faults)));
@@ -80,7 +77,7 @@ impl FaultProxy {
     }
 
     /// Faults not yet used.
-    pub(crate) fn remaining(&self) -> usize {
+    pub fn remaining(&self) -> usize {
         self.faults.lock().unwrap().len()
     }
 }

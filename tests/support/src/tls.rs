@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// socat, killed when dropped.
-pub(crate) struct Socat(Child);
+pub struct Socat(Child);
 
 impl Drop for Socat {
     fn drop(&mut self) {
@@ -30,7 +30,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A CA, and a certificate for 127.0.0.1 signed by it, in `dir`.
-pub(crate) fn make_certificates(dir: &Path) {
+pub fn make_certificates(dir: &Path) {
     openssl(
         dir,
         &[
@@ -88,7 +88,7 @@ pub(crate) fn make_certificates(dir: &Path) {
 }
 
 /// socat terminating TLS on a free port and forwarding to `backend`.
-pub(crate) fn tls_front(dir: &Path, backend: u16) -> (Socat, u16) {
+pub fn tls_front(dir: &Path, backend: u16) -> (Socat, u16) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

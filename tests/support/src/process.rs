@@ -1,21 +1,18 @@
 //! A server process (installed by `tests/setup`) started by a test on a free loopback port, with
 //! its data in a temp dir; stopped when dropped. Shared by every launcher in `support/`.
 
-// Each test binary that includes this file uses a different part of it.
-#![allow(dead_code)]
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running server.
-pub(crate) struct Process {
+pub struct Process {
     child: Child,
     /// Its port on 127.0.0.1.
-    pub(crate) port: u16,
+    pub port: u16,
     /// Its data folder.
-    pub(crate) data: tempfile::TempDir,
+    pub data: tempfile::TempDir,
 }
 
 impl Drop for Process {
@@ -28,12 +25,12 @@ impl Drop for Process {
 impl Process {
     /// Starts `program` with the arguments `args(port, data dir)` and waits until the port
     /// answers; panics, saying how to install it, when the program is missing.
-    pub(crate) fn spawn(program: &str, args: impl Fn(u16, &Path) -> Vec<String>) -> Self {
+    pub fn spawn(program: &str, args: impl Fn(u16, &Path) -> Vec<String>) -> Self {
         Self::spawn_in(&std::env::temp_dir(), program, args)
     }
 
     /// Like [`Process::spawn`], with the data directory in a fresh folder under `parent`.
-    pub(crate) fn spawn_in(
+    pub fn spawn_in(
         parent: &Path,
         program: &str,
         args: impl Fn(u16, &Path) -> Vec<String>,
