@@ -9,6 +9,8 @@ mod cli;
 mod emissary_cmd;
 mod execution;
 mod logging;
+#[cfg(feature = "local-runner")]
+mod run_cmd;
 mod wait_cmd;
 mod wait_runtime;
 
@@ -140,134 +142,9 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
             .into())
         }
-        Command::Pause => {
-            argoexec_localpod::pause_main()?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Shim { spec } => {
-            let code = argoexec_localpod::shim_main(&spec)?;
-            Ok(ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)))
-        }
-        // Before any thread starts: entering a mount namespace needs a single-threaded process.
-        Command::NsExec { pid, cwd, args } => {
-            let code = argoexec_localpod::nsexec_main(pid, cwd.as_deref(), &args)?;
-            Ok(ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)))
-        }
-        Command::Exec { await_seen, args } => {
-            let code = argoexec_localpod::exec_main(await_seen.as_deref(), &args);
-            Ok(ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX)))
-        }
-        Command::Run(args) => {
-            let pod = argoexec_pod::StepPod::load(&args.pod)?;
-            if !args.dry_run {
-                return run_local(&pod, &args);
-            }
-            if args.output == "json" {
-                let doc = serde_json::json!({
-                    "pod": pod.name(),
-                    "protocol": format!("{:?}", pod.protocol).to_lowercase(),
-                    "template": pod.template,
-                });
-                println!("{doc:#}");
-            } else {
-                print!("{}", pod.describe());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        #[cfg(feature = "local-runner")]
+        Command::Local(command) => run_cmd::run(command),
     }
-}
-
-/// `argoexec run` without `--dry-run`: runs the pod, prints the result, exits 0 if the step
-/// succeeded and 1 if not.
-fn run_local(pod: &argoexec_pod::StepPod, args: &cli::RunArgs) -> Result<ExitCode, Failure> {
-    let (workdir, temp) = match &args.workdir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("create work directory {}", dir.display()))?;
-            (dir.clone(), None)
-        }
-        None => {
-            let base =
-                std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from);
-            let temp = tempfile::Builder::new()
-                .prefix("argoexec-run-")
-                .tempdir_in(&base)
-                .with_context(|| format!("create a work directory in {}", base.display()))?;
-            (temp.path().to_owned(), Some(temp))
-        }
-    };
-    let options = argoexec_localpod::RunOptions {
-        secrets: args.secrets.clone(),
-        configmaps: args.configmaps.clone(),
-        artifact_repo: args.artifact_repo.clone(),
-        workdir: workdir.clone(),
-        exe: std::env::current_exe().context("locate this binary")?,
-        linger: args.linger,
-        echo: !args.quiet,
-        runtime: match (args.runtime.as_deref(), args.api) {
-            (Some("emissary"), false) => Some(argoexec_config::RuntimeKind::Emissary),
-            (Some("emissary"), true) => {
-                return Err(anyhow::anyhow!(
-                    "--runtime emissary cannot be combined with --api (a v4 pod keeps its \
-                     emissary under --api; for v2 and v3 pods --api runs k8sapi or kubelet)"
-                )
-                .into());
-            }
-            (Some(other), false) => {
-                return Err(anyhow::anyhow!(
-                    "--runtime {other} talks to Kubernetes: add --api, which serves the pod \
-                     through an API server of its own"
-                )
-                .into());
-            }
-            _ => None,
-        },
-        api: args.api.then(|| argoexec_localpod::ApiOptions {
-            runtime: if args.runtime.as_deref() == Some("kubelet") {
-                argoexec_localpod::ApiRuntime::Kubelet
-            } else {
-                argoexec_localpod::ApiRuntime::K8sApi
-            },
-            request_log: args.api_log.clone(),
-        }),
-    };
-    if args.api && args.backend != "namespaces" {
-        return Err(anyhow::anyhow!(
-            "--api runs the pod out of Linux namespaces: it cannot be combined with --backend {}",
-            args.backend
-        )
-        .into());
-    }
-    let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
-    let report = if args.backend == "docker" {
-        let images = argoexec_localpod::ImageMap::parse(args.image_map.iter().map(String::as_str))
-            .map_err(anyhow::Error::msg)?;
-        runtime.block_on(argoexec_localpod::run_pod_docker(pod, &options, &images))
-    } else {
-        runtime.block_on(argoexec_localpod::run_pod(pod, &options))
-    };
-    match temp {
-        Some(temp) if args.keep => {
-            let kept = temp.keep();
-            tracing::info!(workdir = %kept.display(), "Work directory kept");
-        }
-        Some(_) => {}
-        None => tracing::info!(workdir = %workdir.display(), "Work directory kept"),
-    }
-    let report = report?;
-    if args.output == "json" {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).context("render the report")?
-        );
-    } else {
-        print!("{}", report.render_text());
-    }
-    Ok(if report.phase == argoexec_localpod::Phase::Succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
 /// Driver settings from the configuration.
