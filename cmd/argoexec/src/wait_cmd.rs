@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use argoexec_config::{Config, RuntimeKind};
+use argoexec_config::{Config, RuntimeKind, SERVICE_ACCOUNT_DIR};
 use argoexec_executor::{
     FileReporter, PodPaths, ReportError, Reporter, StepReport, Stop, WaitOptions, WaitOutcome,
     run_wait,
@@ -22,7 +22,7 @@ use argoexec_storage::{MountedSecrets, RetryPolicy, chain};
 use argoexec_template::{Protocol, Template};
 
 use crate::execution::{self, Execution};
-use crate::wait_runtime::{SERVICE_ACCOUNT_DIR, WaitRuntime, k8sapi, kubelet};
+use crate::wait_runtime::{WaitRuntime, k8sapi, kubelet};
 use crate::{Failure, storage_options};
 
 /// Runs the wait sequence with the runtime the pod asks for; the first error is the step's.

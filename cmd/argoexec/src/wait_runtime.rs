@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use argoexec_config::Config;
+use argoexec_config::{Config, SERVICE_ACCOUNT_DIR};
 use argoexec_kube::{Backoff, K8sApi, Kubelet, KubeletOptions};
 use argoexec_runtime::AnyRuntime;
 
@@ -60,9 +60,6 @@ pub(crate) fn kubelet(
     .context("set up the kubelet runtime")?;
     Ok(WaitRuntime::Kubelet(Box::new(kubelet)))
 }
-
-/// Where kubelet mounts the pod's service account.
-pub(crate) const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 macro_rules! dispatch {
     ($self:ident, $runtime:ident => $call:expr) => {

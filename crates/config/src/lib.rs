@@ -4,291 +4,31 @@
 //! [`env`] names each variable once. [`Config::from_lookup`] reads them through a lookup function, so
 //! tests pass a map instead of touching the process environment; a bad value is an error that names
 //! the variable, the value and what was expected. Defaults are Argo's.
+//!
+//! Modules: `flags` (the global flags: log level and format, the client's overrides), `kube` (the
+//! Kubernetes client's overrides [`KubeOverrides`], the kubelet's settings, where kubelet mounts
+//! the service account: [`SERVICE_ACCOUNT_DIR`]), `settings` (the runtime, retries, progress,
+//! identity, unpacking caps), `parse` (reading variables and parsing Go's forms), `error`.
 
 pub mod env;
+mod error;
+mod flags;
+mod kube;
+mod parse;
+mod settings;
 
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use argoexec_template::{LoadError, Protocol, SourcePaths, TemplateSource};
 
-/// A configuration that could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A variable has a value that does not parse.
-    #[error("invalid {var}={value:?}: expected {expected}")]
-    Invalid {
-        /// The variable.
-        var: &'static str,
-        /// Its value as set.
-        value: String,
-        /// What a valid value looks like.
-        expected: &'static str,
-    },
-    /// A variable is set to bytes that are not UTF-8.
-    #[error("invalid {var}: value is not UTF-8")]
-    NotUtf8 {
-        /// The variable.
-        var: &'static str,
-    },
-    /// A required variable is not set.
-    #[error("unable to determine {what} from environment variable {var}")]
-    Missing {
-        /// The variable.
-        var: &'static str,
-        /// What it names.
-        what: &'static str,
-    },
-}
+pub use error::ConfigError;
+pub use flags::{Flags, LogFormat, LogLevel};
+pub use kube::{KubeOverrides, KubeletSettings, SERVICE_ACCOUNT_DIR};
+pub use parse::parse_go_duration;
+pub use settings::{Identity, ProgressSettings, RetrySettings, RuntimeKind, UnpackSettings};
 
-/// Log verbosity (`--loglevel`). Accepts logrus' names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    /// Everything, including per-request detail.
-    Trace,
-    /// Debug detail.
-    Debug,
-    /// The default.
-    Info,
-    /// Warnings and errors.
-    Warn,
-    /// Errors only.
-    Error,
-}
-
-impl FromStr for LogLevel {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "trace" => Ok(Self::Trace),
-            "debug" => Ok(Self::Debug),
-            "info" => Ok(Self::Info),
-            "warn" | "warning" => Ok(Self::Warn),
-            "error" | "fatal" | "panic" => Ok(Self::Error),
-            _ => Err(format!(
-                "unknown log level {s:?}: expected one of debug, info, warn, error"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for LogLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Trace => "trace",
-            Self::Debug => "debug",
-            Self::Info => "info",
-            Self::Warn => "warn",
-            Self::Error => "error",
-        })
-    }
-}
-
-/// Log line format (`--log-format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// `time="..." level=info msg="..."`, as Argo's text logs.
-    #[default]
-    Text,
-    /// One JSON object a line, as Argo's JSON logs.
-    Json,
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "text" => Ok(Self::Text),
-            "json" => Ok(Self::Json),
-            _ => Err(format!(
-                "unknown log format {s:?}: expected one of text, json"
-            )),
-        }
-    }
-}
-
-/// kubectl-style overrides of the Kubernetes client configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KubeOverrides {
-    /// Path of a kubeconfig file.
-    pub kubeconfig: Option<PathBuf>,
-    /// API server address.
-    pub server: Option<String>,
-    /// Bearer token.
-    pub token: Option<String>,
-    /// Namespace of this pod.
-    pub namespace: Option<String>,
-    /// kubeconfig context.
-    pub context: Option<String>,
-    /// kubeconfig cluster.
-    pub cluster: Option<String>,
-    /// kubeconfig user.
-    pub user: Option<String>,
-    /// Skip verification of the server's certificate.
-    pub insecure_skip_tls_verify: bool,
-    /// CA bundle file.
-    pub certificate_authority: Option<PathBuf>,
-    /// Client certificate file.
-    pub client_certificate: Option<PathBuf>,
-    /// Client key file.
-    pub client_key: Option<PathBuf>,
-    /// Basic-auth user name.
-    pub username: Option<String>,
-    /// Basic-auth password.
-    pub password: Option<String>,
-    /// User to impersonate.
-    pub as_user: Option<String>,
-    /// Groups to impersonate.
-    pub as_group: Vec<String>,
-    /// Server name for TLS verification.
-    pub tls_server_name: Option<String>,
-    /// Per-request timeout.
-    pub request_timeout: Option<Duration>,
-}
-
-/// The global flags, as the binary parsed them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Flags {
-    /// `--loglevel`.
-    pub log_level: LogLevel,
-    /// `--log-format`.
-    pub log_format: LogFormat,
-    /// `--gloglevel`: accepted for compatibility; there is no glog here.
-    pub gloglevel: i32,
-    /// `--pod-annotations` (v2): the downward-API annotations file.
-    pub pod_annotations: Option<PathBuf>,
-    /// Kubernetes client overrides.
-    pub kube: KubeOverrides,
-}
-
-impl Default for Flags {
-    fn default() -> Self {
-        Self {
-            log_level: LogLevel::Info,
-            log_format: LogFormat::Text,
-            gloglevel: 0,
-            pod_annotations: None,
-            kube: KubeOverrides::default(),
-        }
-    }
-}
-
-/// How `wait` sees the main container (contract §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuntimeKind {
-    /// The Docker Engine API on the node's socket.
-    Docker,
-    /// The Kubernetes API: pod watch, exec and logs.
-    K8sApi,
-    /// The kubelet's API on the node.
-    Kubelet,
-    /// A process namespace shared by the pod's containers.
-    Pns,
-    /// Files exchanged with `argoexec emissary` wrapping each container.
-    Emissary,
-}
-
-impl FromStr for RuntimeKind {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "docker" => Ok(Self::Docker),
-            "k8sapi" => Ok(Self::K8sApi),
-            "kubelet" => Ok(Self::Kubelet),
-            "pns" => Ok(Self::Pns),
-            "emissary" => Ok(Self::Emissary),
-            _ => Err(()),
-        }
-    }
-}
-
-impl fmt::Display for RuntimeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Docker => "docker",
-            Self::K8sApi => "k8sapi",
-            Self::Kubelet => "kubelet",
-            Self::Pns => "pns",
-            Self::Emissary => "emissary",
-        })
-    }
-}
-
-/// The storage retry policy's settings (Argo's `EXECUTOR_RETRY_BACKOFF_*`).
-#[derive(Debug, Clone)]
-pub struct RetrySettings {
-    /// Attempts in all.
-    pub steps: u32,
-    /// The first backoff.
-    pub duration: Duration,
-    /// Growth of the backoff per attempt.
-    pub factor: f64,
-    /// Random extra wait, as a fraction of the backoff.
-    pub jitter: f64,
-    /// Error messages matching this are transient too.
-    pub transient_pattern: Option<regex::Regex>,
-}
-
-/// Progress reporting settings. Either tick at zero disables progress.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProgressSettings {
-    /// The file whose last non-empty line is the progress.
-    pub file: PathBuf,
-    /// How often progress is reported.
-    pub patch_tick: Duration,
-    /// How often the file is read.
-    pub file_tick: Duration,
-}
-
-impl ProgressSettings {
-    /// Whether progress is monitored at all.
-    pub fn enabled(&self) -> bool {
-        !self.patch_tick.is_zero() && !self.file_tick.is_zero()
-    }
-}
-
-/// The kubelet runtime's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KubeletSettings {
-    /// The node's address.
-    pub host: Option<String>,
-    /// The kubelet port.
-    pub port: u16,
-    /// Skip certificate verification.
-    pub insecure: bool,
-}
-
-/// Names of the pod and its owners, as the controller set them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Identity {
-    /// `ARGO_POD_NAME`.
-    pub pod_name: Option<String>,
-    /// `ARGO_POD_UID`.
-    pub pod_uid: Option<String>,
-    /// `ARGO_NODE_ID`.
-    pub node_id: Option<String>,
-    /// `ARGO_WORKFLOW_NAME`.
-    pub workflow_name: Option<String>,
-    /// `ARGO_WORKFLOW_UID` (v4).
-    pub workflow_uid: Option<String>,
-    /// `ARGO_INSTANCE_ID`.
-    pub instance_id: Option<String>,
-    /// `ARGO_CONTAINER_NAME`.
-    pub container_name: Option<String>,
-}
-
-/// Caps on unpacking an input archive, each `None` when the variable is unset.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UnpackSettings {
-    /// `ARGOEXEC_UNPACK_MAX_ENTRIES`.
-    pub max_entries: Option<u64>,
-    /// `ARGOEXEC_UNPACK_MAX_MIB`, in bytes.
-    pub max_bytes: Option<u64>,
-    /// `ARGOEXEC_UNPACK_MAX_RATIO`.
-    pub max_ratio: Option<u64>,
-}
+use parse::{Reader, parse_deadline, positive};
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -339,82 +79,6 @@ pub struct Config {
     pub otlp_endpoint: Option<String>,
 }
 
-/// A whole number above zero.
-fn positive(s: &str) -> Option<u64> {
-    s.parse::<u64>().ok().filter(|n| *n >= 1)
-}
-
-/// Reads one variable through the lookup, as UTF-8.
-struct Reader<F> {
-    lookup: F,
-}
-
-impl<F: Fn(&str) -> Option<std::ffi::OsString>> Reader<F> {
-    fn string(&self, var: &'static str) -> Result<Option<String>, ConfigError> {
-        match (self.lookup)(var) {
-            None => Ok(None),
-            Some(v) => v
-                .into_string()
-                .map(Some)
-                .map_err(|_| ConfigError::NotUtf8 { var }),
-        }
-    }
-
-    fn set(&self, var: &'static str) -> bool {
-        (self.lookup)(var).is_some()
-    }
-
-    fn parsed<T>(
-        &self,
-        var: &'static str,
-        expected: &'static str,
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> Result<Option<T>, ConfigError> {
-        let Some(value) = self.string(var)? else {
-            return Ok(None);
-        };
-        parse(value.trim()).map(Some).ok_or(ConfigError::Invalid {
-            var,
-            value,
-            expected,
-        })
-    }
-
-    fn duration(&self, var: &'static str) -> Result<Option<Duration>, ConfigError> {
-        self.parsed(
-            var,
-            "a Go duration such as 30s, 1m30s or 500ms, not negative",
-            parse_go_duration,
-        )
-    }
-
-    fn boolean(&self, var: &'static str) -> Result<Option<bool>, ConfigError> {
-        self.parsed(var, "true or false", parse_go_bool)
-    }
-}
-
-/// Parses a Go duration (`time.ParseDuration`); negative durations are refused.
-pub fn parse_go_duration(text: &str) -> Option<Duration> {
-    let nanos = go_parse_duration::parse_duration(text).ok()?;
-    u64::try_from(nanos).ok().map(Duration::from_nanos)
-}
-
-/// Parses a boolean as Go's `strconv.ParseBool` does.
-fn parse_go_bool(text: &str) -> Option<bool> {
-    match text {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-/// Parses an RFC 3339 time; Go's zero time (year 1) means "no deadline".
-fn parse_deadline(text: &str) -> Option<Option<jiff::Timestamp>> {
-    let ts: jiff::Timestamp = text.parse().ok()?;
-    let zero: jiff::Timestamp = "0001-01-01T00:00:00Z".parse().ok()?;
-    Some((ts > zero).then_some(ts))
-}
-
 impl Config {
     /// Builds the configuration from the process environment.
     pub fn from_process_env(flags: Flags) -> Result<Self, ConfigError> {
@@ -426,7 +90,7 @@ impl Config {
         flags: Flags,
         lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Result<Self, ConfigError> {
-        let r = Reader { lookup };
+        let r = Reader::new(lookup);
         let id = |var| r.string(var).map(|v| v.filter(|s| !s.is_empty()));
         let path = |var| id(var).map(|v| v.map(PathBuf::from));
         let identity = Identity {

@@ -9,9 +9,8 @@ use std::io::{self, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 
 use argoexec_archive::PackFormat;
-use argoexec_executor::overlapping_mount;
 use argoexec_runtime::{staged_artifact, staged_parameter};
-use argoexec_template::Template;
+use argoexec_template::{Template, overlapping_mount};
 
 use crate::Error;
 

@@ -8,9 +8,9 @@ use argoexec_config::RuntimeKind;
 use argoexec_storage::{
     Digest, Digesting, Driver as _, RetryError, RetryPolicy, Secrets, StorageOptions, download_dir,
 };
-use argoexec_template::{Artifact, Protocol, Template, TemplateKind};
+use argoexec_template::{Artifact, Protocol, Template, TemplateKind, overlapping_mount};
 
-use crate::paths::{PathError, PodPaths, clean_artifact_path, overlapping_mount};
+use crate::paths::{PathError, PodPaths, clean_artifact_path};
 use crate::place::{Limits, PlaceError, place};
 use crate::store::{self, Defaults, StoreError};
 

@@ -20,7 +20,7 @@ mod store;
 mod wait;
 
 pub use init::{InitError, InitOptions, InitReport, run_init};
-pub use paths::{PathError, PodPaths, clean_artifact_path, overlapping_mount, volume_mounts};
+pub use paths::{PathError, PodPaths, clean_artifact_path};
 pub use place::{Limits, PlaceError, UnpackStats, apply_mode, place, unpack_limits};
 pub use report::{FileReporter, NoReporter, ReportError, Reporter, StepReport};
 pub use wait::{

@@ -1,11 +1,8 @@
-//! The pod layout the executor relies on (contract §3), under an injectable root, and the rules
-//! that place an artifact path: the overlap with the main container's volume mounts and Argo's
-//! check against `..` traversal.
+//! The pod layout the executor relies on (contract §3), under an injectable root, and Argo's
+//! check of an artifact path against `..` traversal. Which volume mount a path falls under is
+//! `argoexec_template::overlapping_mount`, shared with the emissary.
 
 use std::path::{Path, PathBuf};
-
-use argoexec_template::Template;
-use k8s_openapi::api::core::v1::VolumeMount;
 
 /// Where the executor's files live in the pod. `PodPaths::default()` is the real pod; tests and
 /// the local runner use [`PodPaths::under`].
@@ -57,37 +54,6 @@ impl PodPaths {
     pub fn main_fs(&self, path: &str) -> PathBuf {
         self.at("/mainctrfs").join(path.trim_start_matches('/'))
     }
-}
-
-/// The volume mounts of the template's main container(s).
-pub fn volume_mounts(template: &Template) -> Vec<&VolumeMount> {
-    let container = template
-        .container
-        .as_deref()
-        .or_else(|| template.script.as_ref().map(|s| &*s.container));
-    if let Some(c) = container {
-        return c.volume_mounts.iter().flatten().collect();
-    }
-    template
-        .container_set
-        .as_ref()
-        .and_then(|s| s.volume_mounts.as_deref())
-        .unwrap_or_default()
-        .iter()
-        .map(|m| &**m)
-        .collect()
-}
-
-/// The volume mount a path falls under: it equals the mount path or starts with it and `/`;
-/// the longest mount path wins (contract §3).
-pub fn overlapping_mount<'a>(template: &'a Template, path: &str) -> Option<&'a VolumeMount> {
-    volume_mounts(template)
-        .into_iter()
-        .filter(|m| {
-            let mount = m.mount_path.trim_end_matches('/');
-            path == mount || path.strip_prefix(mount).is_some_and(|r| r.starts_with('/'))
-        })
-        .max_by_key(|m| m.mount_path.trim_end_matches('/').len())
 }
 
 /// Why an artifact path was refused.
@@ -181,23 +147,5 @@ mod tests {
             clean_artifact_path("a", None).unwrap_err().to_string(),
             "Artifact 'a' did not specify a path"
         );
-    }
-
-    #[test]
-    fn longest_mount_wins() {
-        let template: Template = serde_json::from_value(serde_json::json!({
-            "name": "t",
-            "container": {"image": "x", "volumeMounts": [
-                {"name": "a", "mountPath": "/work"},
-                {"name": "b", "mountPath": "/work/deep/"},
-            ]}
-        }))
-        .unwrap();
-        let name = |p| overlapping_mount(&template, p).map(|m| m.name.as_str());
-        assert_eq!(name("/work"), Some("a"));
-        assert_eq!(name("/work/x"), Some("a"));
-        assert_eq!(name("/work/deep/x"), Some("b"));
-        assert_eq!(name("/workshop"), None);
-        assert_eq!(name("/tmp"), None);
     }
 }

@@ -18,6 +18,8 @@
 //!   `/containerLogs` followed to see exits, exec'd `kill`); no files of the image.
 //! - [`ApiSecrets`] reads credentials through the API (v2 pods); [`AnySecrets`] chooses between
 //!   it and the mounted files.
+//!
+//! The annotation and label names are `argoexec-template`'s.
 
 mod access;
 mod client;
@@ -38,16 +40,3 @@ pub use pod::PodWatch;
 pub use report::{KubeReporter, Names, monitor_progress};
 pub use retry::Backoff;
 pub use secrets::{AnySecrets, ApiSecrets};
-
-/// Annotation holding the outputs JSON on the pod (v2; v3 fallback).
-pub const ANNOTATION_OUTPUTS: &str = "workflows.argoproj.io/outputs";
-/// Annotation holding the step's error message on the pod (v2).
-pub const ANNOTATION_NODE_MESSAGE: &str = "workflows.argoproj.io/node-message";
-/// Annotation holding the step's progress on the pod (v3 fallback).
-pub const ANNOTATION_PROGRESS: &str = "workflows.argoproj.io/progress";
-/// Label naming the workflow of a task result.
-pub const LABEL_WORKFLOW: &str = "workflows.argoproj.io/workflow";
-/// Label naming the controller instance of a task result.
-pub const LABEL_INSTANCE_ID: &str = "workflows.argoproj.io/controller-instanceid";
-/// Label of a v4 task result: `"false"` until every output is reported, then `"true"`.
-pub const LABEL_REPORT_OUTPUTS_COMPLETED: &str = "workflows.argoproj.io/report-outputs-completed";

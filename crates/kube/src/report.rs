@@ -16,7 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use argoexec_executor::{ReportError, Reporter, StepReport};
-use argoexec_template::Protocol;
+use argoexec_template::{
+    ANNOTATION_NODE_MESSAGE, ANNOTATION_OUTPUTS, ANNOTATION_PROGRESS, LABEL_INSTANCE_ID,
+    LABEL_REPORT_OUTPUTS_COMPLETED, LABEL_WORKFLOW, Protocol,
+};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
@@ -27,10 +30,6 @@ use serde_json::{Value, json};
 use crate::client::Kube;
 use crate::error::Error;
 use crate::retry::Backoff;
-use crate::{
-    ANNOTATION_NODE_MESSAGE, ANNOTATION_OUTPUTS, ANNOTATION_PROGRESS, LABEL_INSTANCE_ID,
-    LABEL_REPORT_OUTPUTS_COMPLETED, LABEL_WORKFLOW,
-};
 
 /// The names the controller gave the step (its `ARGO_*` variables).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -26,8 +26,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use argoexec_config::SERVICE_ACCOUNT_DIR;
 use argoexec_pod::StepPod;
-use argoexec_template::Protocol;
+use argoexec_template::{
+    ANNOTATION_NODE_ID, ANNOTATION_NODE_MESSAGE, ANNOTATION_OUTPUTS, Protocol,
+};
 use argoexec_testkube::{ExecHandler, ExecRefusal, ExecTarget, LogSource, ServerOptions, TestKube};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, Secret};
@@ -38,9 +41,6 @@ use crate::env::{KeyedDirs, PodInfo};
 use crate::plan::{ApiRuntime, ExecutorAccess, Role, random_uid};
 use crate::report::ContainerResult;
 use crate::shim::{BindMount, COMBINED_FILE};
-
-/// Where a pod's service account token and CA are mounted, as kubelet mounts them.
-const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 const RUNTIME_ENV: &str = argoexec_config::env::ARGO_CONTAINER_RUNTIME_EXECUTOR;
 /// The pod's reason and message once `activeDeadlineSeconds` passed, as kubelet writes them.
@@ -371,7 +371,7 @@ impl PodApi {
         let wait = wait.filter(|w| w.exit_code.is_some())?;
         let pod = self.server.get("pods", &self.namespace, &self.name)?;
         let annotations = &pod["metadata"]["annotations"];
-        let annotated = annotations[argoexec_kube::ANNOTATION_OUTPUTS]
+        let annotated = annotations[ANNOTATION_OUTPUTS]
             .as_str()
             .and_then(|text| serde_json::from_str::<Value>(text).ok());
         let from_result = match step.protocol {
@@ -382,7 +382,7 @@ impl PodApi {
                 .and_then(|result| result.get("outputs").cloned()),
         };
         let outputs = from_result.or(annotated).unwrap_or_else(|| json!({}));
-        let message = annotations[argoexec_kube::ANNOTATION_NODE_MESSAGE]
+        let message = annotations[ANNOTATION_NODE_MESSAGE]
             .as_str()
             .or(wait.termination_message.as_deref());
         let mut report = json!({ "outputs": outputs });
@@ -456,7 +456,7 @@ fn node_id(step: &StepPod) -> String {
                 .metadata
                 .annotations
                 .as_ref()
-                .and_then(|a| a.get("workflows.argoproj.io/node-id").cloned())
+                .and_then(|a| a.get(ANNOTATION_NODE_ID).cloned())
         })
         .unwrap_or_else(|| step.pod.metadata.name.clone().unwrap_or_default())
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use argoexec_pod::StepPod;
-use argoexec_template::{ArtifactLocation, TEMPLATE_ANNOTATION};
+use argoexec_template::{ArtifactLocation, LABEL_WORKFLOW, TEMPLATE_ANNOTATION};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use serde::Serialize;
 
@@ -199,7 +199,7 @@ pub(crate) fn pod_info(pod: &Pod) -> PodInfo {
     let workflow_name = meta
         .labels
         .as_ref()
-        .and_then(|l| l.get("workflows.argoproj.io/workflow").cloned())
+        .and_then(|l| l.get(LABEL_WORKFLOW).cloned())
         .or_else(|| {
             meta.owner_references
                 .iter()

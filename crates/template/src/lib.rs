@@ -7,8 +7,14 @@
 //!
 //! The sources follow the detection order of Argo's executor contract: `ARGO_TEMPLATE` (with the
 //! `offloaded` sentinel), then `/var/run/argo/template`, then the downward-API annotations file.
+//!
+//! Beside the model: the annotation and label names Argo's pods and task results carry
+//! (`names`), and which volume mount of the main container a path falls under (`mounts`:
+//! [`overlapping_mount`]), the rule init, wait and the emissary share.
 
 mod model;
+mod mounts;
+mod names;
 mod source;
 
 // model re-exports (begin)
@@ -28,8 +34,13 @@ pub use model::{
     TemplateRef, TransformationStep, UserContainer, ValueFrom, WorkflowStep, ZipStrategy,
 };
 // model re-exports (end)
+pub use mounts::{overlapping_mount, volume_mounts};
+pub use names::{
+    ANNOTATION_NODE_ID, ANNOTATION_NODE_MESSAGE, ANNOTATION_OUTPUTS, ANNOTATION_PROGRESS,
+    EXECUTION_ANNOTATION, LABEL_INSTANCE_ID, LABEL_REPORT_OUTPUTS_COMPLETED, LABEL_WORKFLOW,
+    TEMPLATE_ANNOTATION,
+};
 pub use source::{
-    Annotations, AnnotationsError, EXECUTION_ANNOTATION, LoadError, OFFLOADED, Protocol,
-    SourceKind, SourcePaths, TEMPLATE_ANNOTATION, TemplateSource, UnquoteError, parse_annotations,
-    parse_template, quote_go, unquote_go,
+    Annotations, AnnotationsError, LoadError, OFFLOADED, Protocol, SourceKind, SourcePaths,
+    TemplateSource, UnquoteError, parse_annotations, parse_template, quote_go, unquote_go,
 };

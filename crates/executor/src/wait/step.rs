@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use argoexec_runtime::ContainerRuntime;
 use argoexec_storage::{RetryPolicy, Secrets, StorageOptions};
-use argoexec_template::{ArtifactLocation, Protocol, Template};
+use argoexec_template::{ArtifactLocation, Protocol, Template, overlapping_mount};
 
-use crate::paths::{PodPaths, overlapping_mount};
+use crate::paths::PodPaths;
 use crate::store::{self, Defaults, Opened, StoreError};
 
 /// What wait needs besides the template, the runtime and the reporter.

@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use argoexec_config::SERVICE_ACCOUNT_DIR;
 use argoexec_pod::StepPod;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -51,8 +52,6 @@ pub use image::{EXECUTOR_IMAGE, ImageMap};
 const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// bollard's timeout covers whole requests, waits included: long enough to mean "none".
 const REQUEST_TIMEOUT_SECS: u64 = 10 * 365 * 24 * 3600;
-/// Where kubelet mounts the service account (its `namespace` file names the pod's namespace).
-const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// A container of the run, created in the engine.
 #[derive(Debug, Clone)]

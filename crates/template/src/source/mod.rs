@@ -6,15 +6,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::Template;
+use crate::names::TEMPLATE_ANNOTATION;
 
 pub use annotations::{
     Annotations, AnnotationsError, UnquoteError, parse_annotations, quote_go, unquote_go,
 };
 
-/// The annotation holding the template in v2 pods.
-pub const TEMPLATE_ANNOTATION: &str = "workflows.argoproj.io/template";
-/// The annotation holding `{"deadline": RFC3339}` in v2 pods.
-pub const EXECUTION_ANNOTATION: &str = "workflows.argoproj.io/execution";
 /// The value of `ARGO_TEMPLATE` that means "read the offloaded template file".
 pub const OFFLOADED: &str = "offloaded";
 
