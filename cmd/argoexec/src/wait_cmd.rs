@@ -10,11 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use argoexec_config::{Config, RuntimeKind, SERVICE_ACCOUNT_DIR};
-use argoexec_executor::{
-    FileReporter, PodPaths, ReportError, Reporter, StepReport, Stop, WaitOptions, WaitOutcome,
-    run_wait,
-};
+use argoexec_executor::{PodPaths, Stop, WaitOptions, WaitOutcome, run_wait};
 use argoexec_kube::{AnySecrets, ApiSecrets, Backoff, KubeReporter, Names};
+use argoexec_report::{FileReporter, ReportError, Reporter, StepReport};
 use argoexec_runtime::{
     AnyRuntime, ContainerRuntime, Docker, DockerOptions, Emissary, Pns, PnsOptions,
 };

@@ -2,7 +2,9 @@
 //! main containers, save their outputs, report, stop the sidecars).
 //!
 //! Written once, generic over storage (any [`argoexec_storage::Secrets`] and the drivers behind
-//! [`argoexec_storage::AnyDriver`]) and over the pod layout ([`PodPaths`], injectable by root so
+//! [`argoexec_storage::AnyDriver`]), over the container runtime (any
+//! [`argoexec_runtime::ContainerRuntime`]), over where outputs are reported (any
+//! [`argoexec_report::Reporter`]) and over the pod layout ([`PodPaths`], injectable by root so
 //! tests and the local runner place files under a directory of their own).
 //!
 //! Loading an artifact streams it from the driver straight into the archive unpacker, which builds
@@ -15,14 +17,12 @@
 mod init;
 mod paths;
 mod place;
-mod report;
 mod store;
 mod wait;
 
 pub use init::{InitError, InitOptions, InitReport, run_init};
 pub use paths::{PathError, PodPaths, clean_artifact_path};
 pub use place::{Limits, PlaceError, UnpackStats, apply_mode, place, unpack_limits};
-pub use report::{FileReporter, NoReporter, ReportError, Reporter, StepReport};
 pub use wait::{
     MAX_RESULT_BYTES, SaveError, Stop, UploadError, WaitError, WaitOptions, WaitOutcome, run_wait,
 };

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use argoexec_config::KubeOverrides;
-use argoexec_executor::StepReport;
 use argoexec_kube::{Backoff, KubeReporter, Names, check_access, connect};
+use argoexec_report::StepReport;
 use argoexec_template::{Outputs, Protocol};
 use argoexec_testkube::TestKube;
 use serde_json::json;

@@ -7,7 +7,7 @@
 //!   them: v2 pod annotations, v3 `WorkflowTaskResult` with a fallback to the annotation on 403,
 //!   v4 `WorkflowTaskResult` owned by the Workflow with its `report-outputs-completed` label.
 //!   Transient failures (5xx, 429, cut connections, and conflicts) are retried with a capped
-//!   exponential backoff within a time budget.
+//!   exponential backoff within a time budget. It implements [`argoexec_report::Reporter`].
 //! - [`check_access`] asks the API server (SelfSubjectAccessReview) whether the service account
 //!   may do what the reporter needs, so wait fails at start-up naming the verb and resource.
 //! - [`PodWatch`] follows the executor's own pod with a watch (never polling), re-listing after a

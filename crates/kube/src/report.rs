@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use argoexec_executor::{ReportError, Reporter, StepReport};
+use argoexec_report::{ReportError, Reporter, StepReport};
 use argoexec_template::{
     ANNOTATION_NODE_MESSAGE, ANNOTATION_OUTPUTS, ANNOTATION_PROGRESS, LABEL_INSTANCE_ID,
     LABEL_REPORT_OUTPUTS_COMPLETED, LABEL_WORKFLOW, Protocol,
@@ -314,7 +314,7 @@ impl Reporter for KubeReporter {
     async fn report(&self, report: &StepReport) -> Result<(), ReportError> {
         self.report_outputs(report)
             .await
-            .map_err(|e| ReportError::Backend(argoexec_storage::chain(&e)))
+            .map_err(|e| ReportError::Backend(Box::new(e)))
     }
 }
 

@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use argoexec_config::KubeOverrides;
-use argoexec_executor::StepReport;
 use argoexec_kube::{
     AnySecrets, ApiSecrets, Backoff, KubeReporter, Names, PodWatch, check_access, connect,
 };
+use argoexec_report::StepReport;
 use argoexec_storage::{AnyDriver, Secrets as _};
 use argoexec_template::{Outputs, Parameter, Protocol};
 use argoexec_testkube::{Fault, TestKube};

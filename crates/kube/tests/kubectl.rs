@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use argoexec_config::KubeOverrides;
-use argoexec_executor::StepReport;
 use argoexec_kube::{Backoff, KubeReporter, Names, connect};
+use argoexec_report::StepReport;
 use argoexec_template::{Outputs, Protocol};
 use argoexec_testkube::TestKube;
 use serde_json::json;

@@ -72,7 +72,7 @@ pub enum WaitError {
     },
     /// The outputs could not be reported.
     #[error("failed to report outputs")]
-    Report(#[source] crate::report::ReportError),
+    Report(#[source] argoexec_report::ReportError),
 }
 
 /// Why one output could not be stored.

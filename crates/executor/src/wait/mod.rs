@@ -21,11 +21,10 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use argoexec_report::{Reporter, StepReport};
 use argoexec_runtime::{ContainerRuntime, KillOutcome};
 use argoexec_storage::{Secrets, chain};
 use argoexec_template::Template;
-
-use crate::report::{Reporter, StepReport};
 
 pub use error::{SaveError, UploadError, WaitError};
 pub use result::MAX_RESULT_BYTES;

@@ -4,13 +4,13 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use argoexec_report::{ReportError, Reporter, StepReport};
 use argoexec_runtime::{FakeContainer, FakeRuntime};
 use argoexec_storage::{MountedSecrets, RetryPolicy, StorageOptions};
 use argoexec_template::{Protocol, Template};
 
 use super::{WaitOptions, WaitOutcome, run_wait};
 use crate::paths::PodPaths;
-use crate::report::{ReportError, Reporter, StepReport};
 
 #[derive(Default)]
 pub(super) struct Recorder(pub(super) Mutex<Vec<StepReport>>);

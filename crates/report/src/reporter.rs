@@ -1,8 +1,7 @@
-//! Reporting a step's outputs: what wait tells the controller, through a small trait. The local
-//! reporter (for `argoexec run`) writes a file; the Kubernetes reporters live in the kube crate.
+//! The report, the trait every reporter implements, and the reporter that only logs.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use argoexec_template::Outputs;
 use serde::Serialize;
@@ -24,6 +23,7 @@ pub struct StepReport {
 
 /// Why a report could not be delivered.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReportError {
     /// Writing the report failed.
     #[error("write report to {}", path.display())]
@@ -37,9 +37,10 @@ pub enum ReportError {
     /// Serialising the report failed.
     #[error("serialise the report")]
     Serialise(#[source] serde_json::Error),
-    /// The reporter's backend refused or failed (e.g. the Kubernetes API).
-    #[error("{0}")]
-    Backend(String),
+    /// The reporter's backend refused or failed (e.g. the Kubernetes API). The backend's own
+    /// error, whole: a caller may downcast it to ask what failed.
+    #[error(transparent)]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Where outputs go. Required: [`report`](Self::report).
@@ -47,35 +48,6 @@ pub trait Reporter: Send + Sync {
     /// Delivers the report; called once the outputs are saved, and may be called again with a
     /// later, fuller report (the last call wins).
     fn report(&self, report: &StepReport) -> impl Future<Output = Result<(), ReportError>> + Send;
-}
-
-/// Writes the report as JSON to a file, whole or not at all (`ARGOEXEC_REPORT_FILE`, set by
-/// `argoexec run`).
-#[derive(Debug, Clone)]
-pub struct FileReporter {
-    path: PathBuf,
-}
-
-impl FileReporter {
-    /// A reporter writing to `path`.
-    pub fn new(path: impl AsRef<Path>) -> Self {
-        Self {
-            path: path.as_ref().to_owned(),
-        }
-    }
-}
-
-impl Reporter for FileReporter {
-    async fn report(&self, report: &StepReport) -> Result<(), ReportError> {
-        let json = serde_json::to_vec_pretty(report).map_err(ReportError::Serialise)?;
-        let body = futures::stream::iter([Ok(bytes::Bytes::from(json))]);
-        argoexec_storage::write_whole(Box::pin(body), &self.path)
-            .await
-            .map_err(|source| ReportError::Write {
-                path: self.path.clone(),
-                source,
-            })
-    }
 }
 
 /// A reporter that drops reports, for a wait that has nowhere to report (it logs why).
