@@ -12,7 +12,6 @@ mod logging;
 #[cfg(feature = "local-runner")]
 mod run_cmd;
 mod wait_cmd;
-mod wait_runtime;
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;

@@ -11,16 +11,15 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use argoexec_config::{Config, RuntimeKind, SERVICE_ACCOUNT_DIR};
 use argoexec_executor::{PodPaths, Stop, WaitOptions, WaitOutcome, run_wait};
-use argoexec_kube::{AnySecrets, ApiSecrets, Backoff, KubeReporter, Names};
+use argoexec_kube::{AnySecrets, ApiSecrets, Backoff, KubeReporter, KubeletOptions, Names};
 use argoexec_report::{FileReporter, ReportError, Reporter, StepReport};
 use argoexec_runtime::{
-    AnyRuntime, ContainerRuntime, Docker, DockerOptions, Emissary, Pns, PnsOptions,
+    AnyRuntime, ContainerRuntime, Docker, DockerOptions, Emissary, K8sApi, Kubelet, Pns, PnsOptions,
 };
 use argoexec_storage::{MountedSecrets, RetryPolicy, chain};
 use argoexec_template::{Protocol, Template};
 
 use crate::execution::{self, Execution};
-use crate::wait_runtime::{WaitRuntime, k8sapi, kubelet};
 use crate::{Failure, storage_options};
 
 /// Runs the wait sequence with the runtime the pod asks for; the first error is the step's.
@@ -79,10 +78,11 @@ pub(crate) fn wait(
             state_dir: config.pod_state_dir.clone(),
             ..PnsOptions::default()
         })
-        .map(|pns| WaitRuntime::from(AnyRuntime::Pns(pns)))
+        .map(AnyRuntime::from)
         .map_err(anyhow::Error::from),
-        RuntimeKind::Docker => docker_options(config, root)
-            .map(|o| WaitRuntime::from(AnyRuntime::from(Docker::new(o)))),
+        RuntimeKind::Docker => {
+            docker_options(config, root).map(|o| AnyRuntime::from(Docker::new(o)))
+        }
         RuntimeKind::Emissary => emissary(root),
         RuntimeKind::K8sApi => tokio.block_on(k8sapi(config, api_backoff(config, protocol))),
         // kube's client needs a runtime to be built in.
@@ -144,7 +144,7 @@ impl Reporter for AnyReporter {
 /// The emissary runtime over the pod's `/var/run/argo`. The controller always mounts it in an
 /// emissary pod; without it no container could ever be seen to exit, so wait fails at once
 /// instead of waiting forever.
-fn emissary(root: &Path) -> anyhow::Result<WaitRuntime> {
+fn emissary(root: &Path) -> anyhow::Result<AnyRuntime> {
     let var_run_argo = PodPaths::under(root).var_run_argo();
     if !var_run_argo.is_dir() {
         anyhow::bail!(
@@ -153,9 +153,37 @@ fn emissary(root: &Path) -> anyhow::Result<WaitRuntime> {
             var_run_argo.display()
         );
     }
-    Ok(WaitRuntime::from(AnyRuntime::Emissary(Emissary::new(
-        var_run_argo,
-    ))))
+    Ok(AnyRuntime::from(Emissary::new(var_run_argo)))
+}
+
+/// The `k8sapi` runtime for this pod (`ARGO_POD_NAME`), through the configured client.
+async fn k8sapi(config: &Config, backoff: Backoff) -> anyhow::Result<AnyRuntime> {
+    let kube = argoexec_kube::connect(&config.flags.kube)
+        .await
+        .context("connect to the Kubernetes API for the k8sapi runtime")?;
+    let pod = config.pod_name()?;
+    Ok(AnyRuntime::from(K8sApi::new(&kube, pod, backoff)))
+}
+
+/// The `kubelet` runtime for this pod: `ARGO_KUBELET_HOST`/`_PORT`/`_INSECURE`, the service
+/// account's token and CA as the pod mounts them under `root`, the pod's `namespace`. Call it
+/// within a Tokio runtime (kube's client starts a task of its own).
+fn kubelet(config: &Config, root: &Path, namespace: String) -> anyhow::Result<AnyRuntime> {
+    let host = config.kubelet.host.clone().context(
+        "the kubelet runtime needs ARGO_KUBELET_HOST (the controller sets it to the node's status.hostIP)",
+    )?;
+    let account = root.join(SERVICE_ACCOUNT_DIR.trim_start_matches('/'));
+    let kubelet = Kubelet::new(KubeletOptions {
+        host,
+        port: config.kubelet.port,
+        insecure: config.kubelet.insecure,
+        token_file: account.join("token"),
+        ca_file: account.join("ca.crt"),
+        namespace,
+        pod: config.pod_name()?.to_owned(),
+    })
+    .context("set up the kubelet runtime")?;
+    Ok(AnyRuntime::from(kubelet))
 }
 
 /// The docker runtime's view of this pod: its name, its namespace (`--namespace`, else the service

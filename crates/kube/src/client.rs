@@ -41,7 +41,8 @@ impl Kube {
     }
 }
 
-fn config_error(
+/// Makes a configuration error about `what` from its cause.
+pub(crate) fn config_error(
     what: impl Into<String>,
 ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> Error {
     let what = what.into();

@@ -56,6 +56,19 @@ pub enum Error {
         /// The key.
         key: String,
     },
+    /// A request to the node's kubelet failed.
+    #[error("{what}{hint}")]
+    Kubelet {
+        /// What was asked of which kubelet, e.g. `GET /pods from the kubelet at
+        /// https://10.0.0.7:10250`.
+        what: String,
+        /// What the failure likely means, with a leading space (a refused token, a missing
+        /// permission, an untrusted certificate); empty when nothing is known.
+        hint: String,
+        /// The cause.
+        #[source]
+        source: kube::Error,
+    },
     /// The pod watch ended or failed.
     #[error("watch pod {target}")]
     Watch {
@@ -76,14 +89,29 @@ fn attempts_note(attempts: u32) -> String {
 }
 
 impl Error {
-    /// The HTTP status the API server answered, if it answered.
+    /// The HTTP status the API server (or the kubelet) answered, if it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api {
                 source: kube::Error::Api(status),
                 ..
+            }
+            | Self::Kubelet {
+                source: kube::Error::Api(status),
+                ..
             } => Some(status.code),
             _ => None,
+        }
+    }
+
+    /// Whether the same call may succeed if made again later: the server was busy or broken
+    /// (5xx, 429) or the connection failed, and the call's own retries, if it had any, ran out
+    /// of budget. A configuration, a refusal (401, 403, 404, ...), a missing key and a watch
+    /// that ended are not transient.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Api { source, .. } | Self::Kubelet { source, .. } => is_transient(source, false),
+            _ => false,
         }
     }
 }

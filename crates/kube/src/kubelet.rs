@@ -1,61 +1,22 @@
-//! The `kubelet` runtime: the pod seen through the API of its node's kubelet
-//! (`ARGO_KUBELET_HOST:ARGO_KUBELET_PORT`, HTTPS, the service account's bearer token; the kubelet
-//! authorises it as `nodes/proxy`), as Argo's `workflow/executor/kubelet` sees it.
+//! The node's kubelet over HTTPS (`ARGO_KUBELET_HOST:ARGO_KUBELET_PORT`, the service account's
+//! bearer token; the kubelet authorises it as `nodes/proxy`): the raw requests the `kubelet`
+//! container runtime of `argoexec-runtime` is built on. `GET /pods`, `/containerLogs` (whole or
+//! followed) and `/exec` (websocket), through kube-rs's client pointed at the kubelet.
 //!
-//! - State: `GET /pods` (every pod of the node; ours is picked by namespace and name).
-//! - Exits: the kubelet has no watch, and Argo polls `/pods` every 5 s
-//!   (`WAIT_CONTAINER_STATUS_CHECK_INTERVAL`). Here, while the container runs, wait follows its
-//!   log (`/containerLogs/...?follow=true`), which the kubelet ends once the container stops
-//!   (its log reader checks the container's state at least once a second). The request asks for
-//!   lines written after the year 9999 (`sinceTime`), so the kubelet sends none of the log: the
-//!   stream is only a signal. Then `/pods` is read again at once, and after 50 ms, 100 ms, ...
-//!   up to 1 s apart until the pod's status says terminated (the kubelet serves the status the
-//!   API server last sent it, which can lag the exit). A followed stream is also cut every 10 s
-//!   to re-read `/pods`; where the log cannot be followed, `/pods` is polled the same way (up to
-//!   once a second). Waiting for a start polls `/pods` so too.
-//! - Kills: exec `/bin/sh -c "kill -15 1"` through the kubelet (`/exec/...`, websocket), then
-//!   `kill -9 1` after the grace, as the k8sapi runtime does; refused where PID 1 is not the
-//!   container's (shareProcessNamespace, hostPID).
-//! - Logs: `/containerLogs/...`, stdout and stderr combined (the kubelet serves no other), so
-//!   [`LogStream::Stdout`] gets the combined log, as in Argo, with a warning.
-//! - Files of the container's image cannot be read: [`Kubelet::open_path`] says so. Outputs must
-//!   be on a volume, which wait reads through its own mounts (`/mainctrfs/...`), as in Argo.
+//! A failed request is explained where the cause is known: a refused token (401), a missing
+//! permission (403), a certificate not signed by the CA given.
 
-use std::error::Error as _;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use argoexec_runtime::{
-    ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
-};
-use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{AttachParams, LogParams};
+use kube::api::{AttachParams, AttachedProcess, LogParams};
 use kube::core::kubelet_debug::KubeletDebugParams;
-use tokio::io::AsyncReadExt as _;
 use tokio_util::compat::FuturesAsyncReadCompatExt as _;
-use tokio_util::io::ReaderStream;
 
-use crate::k8sapi::{
-    STDERR_LIMIT, check, deadline_exceeded, in_spec, is_terminated, kill_gracefully, signallable,
-    state,
-};
-
-/// `sinceTime` of the followed log: 9999-01-01T00:00:00Z, after every line the container writes.
-const FAR_FUTURE_SECOND: i64 = 253_370_764_800;
-/// A followed log is cut this often to read `/pods` anyway.
-const BACKSTOP: Duration = Duration::from_secs(10);
-/// The slowest `/pods` poll: when the log cannot be followed, or after it ended.
-const POLL: Duration = Duration::from_secs(1);
-/// The first delay between two reads of `/pods` that both found the container still running.
-const FIRST_RETRY: Duration = Duration::from_millis(50);
-/// What the images must hold, for errors.
-const NEEDS: &str = "the kubelet runtime needs `sh` in every container it kills";
-/// Why image files cannot be read, for errors.
-const NO_IMAGE_FILES: &str = "read files of a container's image: base-image outputs are not \
-    available with the kubelet runtime (nor in Argo's); put output parameters and artifacts on a \
-    volume mounted in the main container (e.g. an emptyDir), or use the emissary runtime";
+use crate::client::config_error;
+use crate::container::ContainerLog;
+use crate::error::Error;
 
 /// Where the kubelet is and how to reach it.
 #[derive(Debug, Clone)]
@@ -76,9 +37,9 @@ pub struct KubeletOptions {
     pub pod: String,
 }
 
-/// The `kubelet` runtime for one pod.
+/// A client of one node's kubelet, for one pod of it.
 #[derive(Clone)]
-pub struct Kubelet {
+pub struct KubeletClient {
     client: kube::Client,
     endpoint: String,
     ca_file: Option<PathBuf>,
@@ -86,9 +47,9 @@ pub struct Kubelet {
     pod: String,
 }
 
-impl std::fmt::Debug for Kubelet {
+impl std::fmt::Debug for KubeletClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kubelet")
+        f.debug_struct("KubeletClient")
             .field("endpoint", &self.endpoint)
             .field("namespace", &self.namespace)
             .field("pod", &self.pod)
@@ -96,16 +57,10 @@ impl std::fmt::Debug for Kubelet {
     }
 }
 
-fn config_error(
-    what: String,
-) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> crate::Error {
-    move |source| crate::Error::Config { what, source }
-}
-
-impl Kubelet {
+impl KubeletClient {
     /// The client for the kubelet of `options`; fails if the token or the CA cannot be read.
     /// Call it within a Tokio runtime (kube's client starts a task of its own).
-    pub fn new(options: KubeletOptions) -> Result<Self, crate::Error> {
+    pub fn new(options: KubeletOptions) -> Result<Self, Error> {
         let host = if options.host.contains(':') && !options.host.starts_with('[') {
             format!("[{}]", options.host)
         } else {
@@ -159,6 +114,21 @@ impl Kubelet {
         })
     }
 
+    /// `https://host:port`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The pod's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The pod's name.
+    pub fn pod(&self) -> &str {
+        &self.pod
+    }
+
     fn params(&self) -> KubeletDebugParams<'_> {
         KubeletDebugParams {
             name: &self.pod,
@@ -167,9 +137,10 @@ impl Kubelet {
         }
     }
 
-    /// A failed call, explained: a refused token, a missing permission, an untrusted certificate.
-    fn failed(&self, what: &str, error: kube::Error) -> Error {
-        let hint = match (&error, &self.ca_file) {
+    /// A failed request, explained: a refused token, a missing permission, an untrusted
+    /// certificate.
+    fn failed(&self, what: String, source: kube::Error) -> Error {
+        let hint = match (&source, &self.ca_file) {
             (kube::Error::Api(status), _) if status.code == 401 => {
                 " (401 Unauthorized: the kubelet refused the service account's token)".to_owned()
             }
@@ -177,163 +148,76 @@ impl Kubelet {
                 " (403 Forbidden: the service account needs `get` on nodes/proxy, see manifests/rbac/kubelet.yaml)"
                     .to_owned()
             }
-            (_, Some(ca)) if is_certificate_error(&error) => format!(
+            (_, Some(ca)) if is_certificate_error(&source) => format!(
                 " (the kubelet's certificate is not signed by the CA in {}; ARGO_KUBELET_INSECURE=true skips the check)",
                 ca.display()
             ),
             _ => String::new(),
         };
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
+        Error::Kubelet {
+            what: format!("{what} from the kubelet at {}", self.endpoint),
+            hint,
+            source,
         }
-        Error::io(
-            format!("{what} from the kubelet at {}{hint}", self.endpoint),
-            io::Error::other(message),
-        )
     }
 
-    /// Our pod, from the kubelet's `/pods`.
-    async fn pod(&self) -> Result<Pod, Error> {
+    /// Every pod of the node, as the kubelet last heard of them (`GET /pods`).
+    pub async fn pods(&self) -> Result<Vec<Pod>, Error> {
         let request = http::Request::get("/pods")
             .body(Vec::new())
-            .map_err(|e| Error::io("build GET /pods", io::Error::other(e)))?;
+            .map_err(|e| self.failed("build GET /pods".into(), kube::Error::HttpError(e)))?;
         let list: kube::core::ObjectList<Pod> = self
             .client
             .request(request)
             .await
-            .map_err(|e| self.failed("GET /pods", e))?;
-        list.items
-            .into_iter()
-            .find(|p| {
-                p.metadata.namespace.as_deref() == Some(&self.namespace)
-                    && p.metadata.name.as_deref() == Some(&self.pod)
-            })
-            .ok_or_else(|| {
-                Error::io(
-                    format!("GET /pods from the kubelet at {}", self.endpoint),
-                    io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!(
-                            "pod {}/{} is not in the kubelet's pod list (is ARGO_KUBELET_HOST this pod's node?)",
-                            self.namespace, self.pod
-                        ),
-                    ),
-                )
-            })
+            .map_err(|e| self.failed("GET /pods".into(), e))?;
+        Ok(list.items)
     }
 
-    /// Follows `container`'s log until the kubelet ends it (the container stopped), receiving
-    /// none of it.
-    async fn follow(&self, container: &str) -> Result<(), Error> {
+    /// The whole log of `container` of the pod, stdout and stderr combined (the kubelet serves no
+    /// other form).
+    pub async fn container_log(&self, container: &str) -> Result<ContainerLog, Error> {
+        self.log(container, &LogParams::default(), "get the log")
+            .await
+    }
+
+    /// The log of `container` from `since` on, followed: the kubelet ends it once the container
+    /// stopped (its log reader checks the container's state at least once a second).
+    pub async fn follow_log(
+        &self,
+        container: &str,
+        since: jiff::Timestamp,
+    ) -> Result<ContainerLog, Error> {
         let params = LogParams {
             follow: true,
-            since_time: jiff::Timestamp::from_second(FAR_FUTURE_SECOND).ok(),
+            since_time: Some(since),
             ..LogParams::default()
         };
-        let what = format!("follow the log of container {container:?}");
+        self.log(container, &params, "follow the log").await
+    }
+
+    async fn log(
+        &self,
+        container: &str,
+        params: &LogParams,
+        action: &str,
+    ) -> Result<ContainerLog, Error> {
         let log = self
             .client
-            .kubelet_node_logs(&self.params(), container, &params)
+            .kubelet_node_logs(&self.params(), container, params)
             .await
-            .map_err(|e| self.failed(&what, e))?;
-        tokio::io::copy(&mut log.compat(), &mut tokio::io::sink())
-            .await
-            .map_err(|e| Error::io(what, e))?;
-        Ok(())
+            .map_err(|e| self.failed(format!("{action} of container {container:?}"), e))?;
+        Ok(Box::new(log.compat()))
     }
 
-    /// Reads `/pods` until `container` has started (`exited` false) or exited, or the pod passed
-    /// its deadline. While it runs and its exit is awaited, follows its log between reads; once
-    /// the log ended (or cannot be followed), reads again at once, then 50 ms, 100 ms, ... up to
-    /// 1 s apart.
-    async fn wait_for(&self, container: &str, exited: bool) -> Result<Pod, Error> {
-        let mut delay = Duration::ZERO;
-        let mut follow = exited;
-        loop {
-            tokio::time::sleep(delay).await;
-            let pod = self.pod().await?;
-            if !in_spec(&pod, container) {
-                return Err(Error::ContainerNotFound {
-                    container: container.to_owned(),
-                });
-            }
-            let running = state(&pod, container).is_some_and(|s| s.running.is_some());
-            let done = if exited {
-                is_terminated(&pod, container)
-            } else {
-                running || is_terminated(&pod, container)
-            };
-            if done || deadline_exceeded(&pod) {
-                return Ok(pod);
-            }
-            if follow && running {
-                match tokio::time::timeout(BACKSTOP, self.follow(container)).await {
-                    // The container stopped: its status follows soon.
-                    Ok(Ok(())) => follow = false,
-                    Ok(Err(e)) => {
-                        tracing::info!(container, error = %e, "Cannot follow the log: polling the kubelet's /pods");
-                        follow = false;
-                    }
-                    // The backstop: read /pods, then follow again.
-                    Err(_) => {}
-                }
-                delay = Duration::ZERO;
-                continue;
-            }
-            delay = (delay * 2).clamp(FIRST_RETRY, POLL);
-        }
-    }
-
-    /// Signals PID 1 of `container`, unless it has exited.
-    async fn signal(&self, container: &str, signal: u8) -> Result<bool, Error> {
-        let pod = self.pod().await?;
-        if !signallable(&pod, container, "kubelet")? {
-            return Ok(false);
-        }
-        match self.exec(container, &format!("kill -{signal} 1")).await {
-            Ok(()) => Ok(true),
-            // It may have exited between the read and the exec.
-            Err(e) if is_terminated(&self.pod().await?, container) => {
-                tracing::debug!(container, error = %e, "Container exited before its signal");
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Runs `/bin/sh -c script` in `container` through the kubelet, to its end.
-    async fn exec(&self, container: &str, script: &str) -> Result<(), Error> {
-        let what = format!("exec /bin/sh -c {script:?} in container {container:?}");
-        let argv = ["/bin/sh", "-c", script];
+    /// Runs `argv` in `container` of the pod through the kubelet (`/exec`), its stdout and
+    /// stderr attached, no stdin.
+    pub async fn exec(&self, container: &str, argv: &[&str]) -> Result<AttachedProcess, Error> {
         let params = AttachParams::default().stdout(true).stderr(true);
-        let mut process = self
-            .client
-            .kubelet_node_exec(&self.params(), container, argv, &params)
+        self.client
+            .kubelet_node_exec(&self.params(), container, argv.iter().copied(), &params)
             .await
-            .map_err(|e| self.failed(&what, e))?;
-        let status = process.take_status();
-        let (Some(mut stdout), Some(mut stderr)) = (process.stdout(), process.stderr()) else {
-            return Err(Error::io(what, io::Error::other("the exec has no output")));
-        };
-        let mut text = Vec::new();
-        // Both drained together, so that neither blocks the other.
-        let (mut sink, mut head) = (tokio::io::sink(), (&mut stderr).take(STDERR_LIMIT as u64));
-        let _ = tokio::join!(
-            tokio::io::copy(&mut stdout, &mut sink),
-            head.read_to_end(&mut text),
-        );
-        let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
-        let status = match status {
-            Some(status) => status.await,
-            None => None,
-        };
-        drop(process);
-        let stderr = String::from_utf8_lossy(&text).trim().to_owned();
-        check(container, "/bin/sh", status, &stderr, NEEDS)
+            .map_err(|e| self.failed(format!("exec {argv:?} in container {container:?}"), e))
     }
 }
 
@@ -366,67 +250,4 @@ fn rustls_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a 
         .and_then(io::Error::get_ref)
         .and_then(|inner| rustls_cause(inner));
     wrapped.or_else(|| error.source().and_then(rustls_cause))
-}
-
-impl ContainerRuntime for Kubelet {
-    fn name(&self) -> &'static str {
-        "kubelet"
-    }
-
-    async fn containers(&self) -> Result<Vec<String>, Error> {
-        let pod = self.pod().await?;
-        Ok(pod
-            .spec
-            .map(|s| s.containers.into_iter().map(|c| c.name).collect())
-            .unwrap_or_default())
-    }
-
-    async fn wait_started(&self, container: &str) -> Result<(), Error> {
-        self.wait_for(container, false).await.map(drop)
-    }
-
-    async fn wait_exited(&self, container: &str) -> Result<ExitStatus, Error> {
-        let pod = self.wait_for(container, true).await?;
-        let code = state(&pod, container)
-            .and_then(|s| s.terminated.as_ref())
-            .map(|t| t.exit_code);
-        if code.is_none() {
-            tracing::info!(container, pod = %self.pod, "Pod deadline exceeded: container counts as exited");
-        }
-        Ok(ExitStatus { code })
-    }
-
-    async fn kill(&self, container: &str, grace: Duration) -> Result<KillOutcome, Error> {
-        kill_gracefully(
-            container,
-            &self.pod,
-            grace,
-            |signal| self.signal(container, signal),
-            || self.wait_exited(container),
-        )
-        .await
-    }
-
-    async fn open_path(&self, _container: &str, _path: &Path) -> Result<PathSource, Error> {
-        Err(Error::Unsupported {
-            runtime: "kubelet",
-            what: NO_IMAGE_FILES,
-        })
-    }
-
-    async fn logs(&self, container: &str, stream: LogStream) -> Result<ByteStream, Error> {
-        if stream == LogStream::Stdout {
-            tracing::warn!(
-                container,
-                "The kubelet runtime reads stdout and stderr combined"
-            );
-        }
-        let what = format!("get the log of container {container:?}");
-        let log = self
-            .client
-            .kubelet_node_logs(&self.params(), container, &LogParams::default())
-            .await
-            .map_err(|e| self.failed(&what, e))?;
-        Ok(ReaderStream::new(log.compat()).boxed())
-    }
 }

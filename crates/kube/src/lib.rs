@@ -12,19 +12,19 @@
 //!   may do what the reporter needs, so wait fails at start-up naming the verb and resource.
 //! - [`PodWatch`] follows the executor's own pod with a watch (never polling), re-listing after a
 //!   dropped stream or an expired resourceVersion.
-//! - [`K8sApi`] is the `k8sapi` container runtime: pod watch, `pods/exec` of `tar` and `kill`,
-//!   `pods/log`.
-//! - [`Kubelet`] is the `kubelet` container runtime: the node's kubelet API over HTTPS (`/pods`,
-//!   `/containerLogs` followed to see exits, exec'd `kill`); no files of the image.
+//! - [`Kube::exec`] and [`Kube::container_log`]: `pods/exec` and `pods/log` of a container.
+//! - [`KubeletClient`]: the node's kubelet over HTTPS (`/pods`, `/containerLogs`, `/exec`).
 //! - [`ApiSecrets`] reads credentials through the API (v2 pods); [`AnySecrets`] chooses between
 //!   it and the mounted files.
 //!
-//! The annotation and label names are `argoexec-template`'s.
+//! The `k8sapi` and `kubelet` container runtimes are built on `PodWatch`, `Kube::exec`,
+//! `Kube::container_log` and `KubeletClient` in `argoexec-runtime`; this crate knows nothing of
+//! runtimes. The annotation and label names are `argoexec-template`'s.
 
 mod access;
 mod client;
+mod container;
 mod error;
-mod k8sapi;
 mod kubelet;
 mod pod;
 mod report;
@@ -33,9 +33,10 @@ mod secrets;
 
 pub use access::{Access, check_access, required_access};
 pub use client::{Kube, connect};
+pub use container::ContainerLog;
 pub use error::Error;
-pub use k8sapi::K8sApi;
-pub use kubelet::{Kubelet, KubeletOptions};
+pub use kube::api::AttachedProcess;
+pub use kubelet::{KubeletClient, KubeletOptions};
 pub use pod::PodWatch;
 pub use report::{KubeReporter, Names, monitor_progress};
 pub use retry::Backoff;

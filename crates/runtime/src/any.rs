@@ -2,50 +2,83 @@
 
 // Built without any runtime, every method matches on nothing and ignores its arguments.
 #![cfg_attr(
-    not(any(feature = "pns", feature = "docker", feature = "emissary")),
+    not(any(
+        feature = "pns",
+        feature = "docker",
+        feature = "emissary",
+        feature = "k8sapi",
+        feature = "kubelet"
+    )),
     allow(unused_variables)
 )]
 
+use std::path::Path;
+use std::time::Duration;
+
+use crate::runtime::{
+    ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
+};
+
 /// One of the runtimes this build has, chosen at run time (`ARGO_CONTAINER_RUNTIME_EXECUTOR`).
-/// k8sapi and kubelet live in `argoexec-kube`; wait joins them in its own enum.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum AnyRuntime {
     /// Containers seen through `/proc` in a shared process namespace.
     #[cfg(feature = "pns")]
-    Pns(crate::Pns),
+    Pns(crate::pns::Pns),
     /// Containers seen through the Docker Engine API.
     #[cfg(feature = "docker")]
-    Docker(crate::Docker),
+    Docker(crate::docker::Docker),
     /// The files `argoexec emissary` keeps in `/var/run/argo`.
     #[cfg(feature = "emissary")]
-    Emissary(crate::Emissary),
+    Emissary(crate::emissary::Emissary),
+    /// The pod seen through the Kubernetes API.
+    #[cfg(feature = "k8sapi")]
+    K8sApi(Box<crate::k8sapi::K8sApi>),
+    /// The pod seen through its node's kubelet.
+    #[cfg(feature = "kubelet")]
+    Kubelet(Box<crate::kubelet::Kubelet>),
     /// Stands in for the runtimes this build was compiled without; never constructed.
     #[doc(hidden)]
     None(std::convert::Infallible),
 }
 
 #[cfg(feature = "pns")]
-impl From<crate::Pns> for AnyRuntime {
-    fn from(runtime: crate::Pns) -> Self {
+impl From<crate::pns::Pns> for AnyRuntime {
+    fn from(runtime: crate::pns::Pns) -> Self {
         Self::Pns(runtime)
     }
 }
 
 #[cfg(feature = "docker")]
-impl From<crate::Docker> for AnyRuntime {
-    fn from(runtime: crate::Docker) -> Self {
+impl From<crate::docker::Docker> for AnyRuntime {
+    fn from(runtime: crate::docker::Docker) -> Self {
         Self::Docker(runtime)
     }
 }
 
 #[cfg(feature = "emissary")]
-impl From<crate::Emissary> for AnyRuntime {
-    fn from(runtime: crate::Emissary) -> Self {
+impl From<crate::emissary::Emissary> for AnyRuntime {
+    fn from(runtime: crate::emissary::Emissary) -> Self {
         Self::Emissary(runtime)
     }
 }
 
+#[cfg(feature = "k8sapi")]
+impl From<crate::k8sapi::K8sApi> for AnyRuntime {
+    fn from(runtime: crate::k8sapi::K8sApi) -> Self {
+        Self::K8sApi(Box::new(runtime))
+    }
+}
+
+#[cfg(feature = "kubelet")]
+impl From<crate::kubelet::Kubelet> for AnyRuntime {
+    fn from(runtime: crate::kubelet::Kubelet) -> Self {
+        Self::Kubelet(Box::new(runtime))
+    }
+}
+
+/// `$call` with `$runtime` bound to the runtime of whichever variant `$self` is.
 macro_rules! dispatch {
     ($self:ident, $runtime:ident => $call:expr) => {
         match $self {
@@ -55,71 +88,45 @@ macro_rules! dispatch {
             AnyRuntime::Docker($runtime) => $call,
             #[cfg(feature = "emissary")]
             AnyRuntime::Emissary($runtime) => $call,
+            #[cfg(feature = "k8sapi")]
+            AnyRuntime::K8sApi($runtime) => $call,
+            #[cfg(feature = "kubelet")]
+            AnyRuntime::Kubelet($runtime) => $call,
             AnyRuntime::None(never) => match *never {},
         }
     };
 }
 
-crate::forward_container_runtime!(AnyRuntime, dispatch);
+impl ContainerRuntime for AnyRuntime {
+    fn name(&self) -> &'static str {
+        dispatch!(self, r => r.name())
+    }
 
-/// Implements [`ContainerRuntime`] for an enum of runtimes, every method forwarded to the
-/// variant's runtime: `forward_container_runtime!(Enum, dispatch)`, where `dispatch!(self, r =>
-/// expr)` is the caller's macro matching each variant as `r`. For enums outside this crate too:
-/// wait's own runtime enum adds the runtimes that live in `argoexec-kube`.
-#[macro_export]
-macro_rules! forward_container_runtime {
-    ($ty:ty, $dispatch:ident) => {
-        impl $crate::ContainerRuntime for $ty {
-            fn name(&self) -> &'static str {
-                $dispatch!(self, r => r.name())
-            }
+    async fn containers(&self) -> Result<Vec<String>, Error> {
+        dispatch!(self, r => r.containers().await)
+    }
 
-            async fn containers(&self) -> Result<Vec<String>, $crate::Error> {
-                $dispatch!(self, r => r.containers().await)
-            }
+    async fn wait_started(&self, container: &str) -> Result<(), Error> {
+        dispatch!(self, r => r.wait_started(container).await)
+    }
 
-            async fn wait_started(&self, container: &str) -> Result<(), $crate::Error> {
-                $dispatch!(self, r => r.wait_started(container).await)
-            }
+    async fn wait_exited(&self, container: &str) -> Result<ExitStatus, Error> {
+        dispatch!(self, r => r.wait_exited(container).await)
+    }
 
-            async fn wait_exited(
-                &self,
-                container: &str,
-            ) -> Result<$crate::ExitStatus, $crate::Error> {
-                $dispatch!(self, r => r.wait_exited(container).await)
-            }
+    async fn kill(&self, container: &str, grace: Duration) -> Result<KillOutcome, Error> {
+        dispatch!(self, r => r.kill(container, grace).await)
+    }
 
-            async fn kill(
-                &self,
-                container: &str,
-                grace: std::time::Duration,
-            ) -> Result<$crate::KillOutcome, $crate::Error> {
-                $dispatch!(self, r => r.kill(container, grace).await)
-            }
+    async fn open_path(&self, container: &str, path: &Path) -> Result<PathSource, Error> {
+        dispatch!(self, r => r.open_path(container, path).await)
+    }
 
-            async fn open_path(
-                &self,
-                container: &str,
-                path: &std::path::Path,
-            ) -> Result<$crate::PathSource, $crate::Error> {
-                $dispatch!(self, r => r.open_path(container, path).await)
-            }
+    async fn logs(&self, container: &str, stream: LogStream) -> Result<ByteStream, Error> {
+        dispatch!(self, r => r.logs(container, stream).await)
+    }
 
-            async fn logs(
-                &self,
-                container: &str,
-                stream: $crate::LogStream,
-            ) -> Result<$crate::ByteStream, $crate::Error> {
-                $dispatch!(self, r => r.logs(container, stream).await)
-            }
-
-            async fn read_file(
-                &self,
-                container: &str,
-                path: &std::path::Path,
-            ) -> Result<Vec<u8>, $crate::Error> {
-                $dispatch!(self, r => r.read_file(container, path).await)
-            }
-        }
-    };
+    async fn read_file(&self, container: &str, path: &Path) -> Result<Vec<u8>, Error> {
+        dispatch!(self, r => r.read_file(container, path).await)
+    }
 }

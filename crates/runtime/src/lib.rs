@@ -1,9 +1,12 @@
 //! How `argoexec wait` sees the containers of its pod.
 //!
 //! [`ContainerRuntime`] is what the wait sequence needs from a runtime, and no more. Each runtime
-//! (PNS through `/proc`, later docker, the Kubernetes API, the kubelet and the emissary's files)
 //! implements it in its own module, behind a cargo feature, and [`AnyRuntime`] chooses one at run
-//! time. Container names are the pod spec's names (`main`, `wait`, sidecars).
+//! time: `pns` (`/proc` in a shared process namespace), `docker` (the Docker Engine API),
+//! `emissary` (the files `argoexec emissary` keeps), `k8sapi` (the Kubernetes API: watch,
+//! `pods/exec`, `pods/log`) and `kubelet` (the node's kubelet). The last two share `kube_pod`
+//! (container states, the kill by exec'd `kill`) and reach Kubernetes only through
+//! `argoexec-kube`'s clients. Container names are the pod spec's names (`main`, `wait`, sidecars).
 
 mod any;
 #[cfg(feature = "docker")]
@@ -12,6 +15,12 @@ mod docker;
 mod emissary;
 #[cfg(feature = "test-util")]
 mod fake;
+#[cfg(feature = "k8sapi")]
+mod k8sapi;
+#[cfg(any(feature = "k8sapi", feature = "kubelet"))]
+mod kube_pod;
+#[cfg(feature = "kubelet")]
+mod kubelet;
 #[cfg(feature = "pns")]
 mod pns;
 mod runtime;
@@ -31,6 +40,10 @@ pub use docker::{
 pub use emissary::{Emissary, staged_artifact, staged_parameter};
 #[cfg(feature = "test-util")]
 pub use fake::{FakeContainer, FakeRuntime};
+#[cfg(feature = "k8sapi")]
+pub use k8sapi::K8sApi;
+#[cfg(feature = "kubelet")]
+pub use kubelet::Kubelet;
 #[cfg(feature = "pns")]
 pub use pns::{DEFAULT_EXIT_CODE_WAIT, Pns, PnsOptions};
 pub use runtime::{

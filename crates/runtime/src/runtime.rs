@@ -115,6 +115,11 @@ pub enum Error {
         /// The container's name.
         container: String,
     },
+    /// A call to the Kubernetes API server or the node's kubelet failed (the k8sapi and kubelet
+    /// runtimes): the client's error, whole (an `argoexec_kube::Error`), so that
+    /// [`is_transient`](Self::is_transient) can ask it.
+    #[error(transparent)]
+    Api(Box<dyn std::error::Error + Send + Sync>),
     /// A system call or file operation failed.
     #[error("{operation}")]
     Io {
@@ -145,16 +150,19 @@ impl Error {
     }
 
     /// Whether the same call may succeed if made again: an I/O failure of a kind that passes (a
-    /// connection refused, reset or cut short, a timeout, an interrupted call). A missing
-    /// container or path, an unsupported call, a container that could not start and a root that
-    /// is gone stay as they are.
+    /// connection refused, reset or cut short, a timeout, an interrupted call), or an API call
+    /// that its client says may pass (a 5xx or 429 answer, a failed connection). A missing
+    /// container or path, an unsupported call, a container that could not start, a root that is
+    /// gone and an API call that was refused stay as they are.
     pub fn is_transient(&self) -> bool {
         use io::ErrorKind::*;
-        // The kinds the storage retry policy retries (`argoexec_storage::is_transient_io`); this
-        // crate does not depend on storage, so the list is kept here too.
-        let Self::Io { source, .. } = self else {
-            return false;
+        let source = match self {
+            Self::Io { source, .. } => source,
+            Self::Api(source) => return api_is_transient(source.as_ref()),
+            _ => return false,
         };
+        // The kinds the storage retry policy retries (`argoexec_storage::is_transient_io`); storage
+        // is no dependency of this crate, so the list is kept here too.
         matches!(
             source.kind(),
             ConnectionRefused
@@ -172,6 +180,20 @@ impl Error {
                 | ResourceBusy
         )
     }
+}
+
+/// Whether a failed API call may pass: the Kubernetes client's error answers for itself. Any other
+/// error (this build has no Kubernetes runtime) may not.
+#[cfg(any(feature = "k8sapi", feature = "kubelet"))]
+fn api_is_transient(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    error
+        .downcast_ref::<argoexec_kube::Error>()
+        .is_some_and(argoexec_kube::Error::is_transient)
+}
+
+#[cfg(not(any(feature = "k8sapi", feature = "kubelet")))]
+fn api_is_transient(_: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    false
 }
 
 /// What the wait sequence needs from a container runtime.
@@ -268,5 +290,7 @@ mod tests {
             container: "main".into(),
         };
         assert!(!gone.is_transient());
+        // An API failure the Kubernetes client does not vouch for.
+        assert!(!Error::Api("refused".into()).is_transient());
     }
 }

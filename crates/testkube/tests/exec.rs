@@ -1,5 +1,5 @@
 //! `pods/exec` with the older `v4.channel.k8s.io` subprotocol, spoken by hand (kube-rs and
-//! kubectl offer v5 first; their tests are in `crates/kube/tests/k8sapi.rs`).
+//! kubectl offer v5 first; their tests are in `crates/runtime/tests/k8sapi.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argoexec_kube::{Backoff, K8sApi, Kube};
-use argoexec_runtime::{ContainerRuntime as _, KillOutcome, LogStream, PathSource};
+use argoexec_kube::{Backoff, Kube};
+use argoexec_runtime::{ContainerRuntime as _, K8sApi, KillOutcome, LogStream, PathSource};
 use argoexec_testkube::{ExecHandler, ExecTarget, LocalExec, LogSource, TestKube};
 use futures::TryStreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
@@ -19,11 +19,16 @@ use kube::api::{Api, AttachParams};
 use serde_json::json;
 use tokio::io::AsyncReadExt as _;
 
-mod common;
-
-use common::{NS, client};
-
+/// The pod's namespace.
+const NS: &str = "argo";
 const POD: &str = "pod-1";
+
+/// A client of `server` working in the pod's namespace (how wait builds one from its flags is
+/// `argoexec-kube`'s to test).
+async fn client(server: &TestKube) -> Kube {
+    let config = kube::Config::new(server.url().parse().unwrap());
+    Kube::new(kube::Client::try_from(config).unwrap(), NS)
+}
 
 fn server() -> TestKube {
     let server = TestKube::start().unwrap();

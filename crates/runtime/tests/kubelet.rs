@@ -10,8 +10,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use argoexec_kube::{Kubelet, KubeletOptions};
-use argoexec_runtime::{ContainerRuntime as _, KillOutcome, LogStream};
+use argoexec_kube::KubeletOptions;
+use argoexec_runtime::{ContainerRuntime as _, KillOutcome, Kubelet, LogStream};
 use argoexec_testkube::{ExecHandler, ExecTarget, LogSource, Pid1Exec, ServerOptions, TestKube};
 use futures::TryStreamExt as _;
 use serde_json::json;
@@ -322,4 +322,34 @@ async fn a_refused_token_is_reported_as_such() {
         "{text}"
     );
     assert_eq!(server.requests()[0].status, 401);
+    assert!(
+        !error.is_transient(),
+        "a refused token stays refused: {text}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_kubelet_is_a_transient_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    // A port nothing listens on any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubelet = Kubelet::new(KubeletOptions {
+        host: "127.0.0.1".into(),
+        port,
+        insecure: true,
+        token_file: dir.path().join("token"),
+        ca_file: dir.path().join("ca.crt"),
+        namespace: NS.into(),
+        pod: POD.into(),
+    })
+    .unwrap();
+    let error = kubelet.containers().await.unwrap_err();
+    let text = chain(&error);
+    assert!(text.contains("GET /pods from the kubelet at"), "{text}");
+    assert!(error.is_transient(), "{text}");
 }

@@ -12,7 +12,7 @@
 //! last sent it, so on a node the latency is up to about a second more. Argo's kubelet runtime
 //! polls `/pods` every 5 s (`WAIT_CONTAINER_STATUS_CHECK_INTERVAL`).
 //!
-//! `cargo run -p argoexec-kube --example api_latency -- 30 kubelet`
+//! `cargo run -p argoexec-runtime --example api_latency -- 30 kubelet`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,28 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argoexec_config::KubeOverrides;
-use argoexec_kube::{Backoff, K8sApi, Kubelet, KubeletOptions};
-use argoexec_runtime::ContainerRuntime as _;
+use argoexec_kube::{Backoff, KubeletOptions};
 use argoexec_runtime::testns::{Latencies, now_ns};
+use argoexec_runtime::{AnyRuntime, ContainerRuntime as _, K8sApi, Kubelet};
 use argoexec_testkube::{LogSource, Pid1Exec, ServerOptions, TestKube};
 use serde_json::json;
-
-/// The runtime under test.
-enum Runtime {
-    K8sApi(Box<K8sApi>),
-    Kubelet(Box<Kubelet>),
-}
-
-macro_rules! dispatch {
-    ($self:ident, $runtime:ident => $call:expr) => {
-        match $self {
-            Runtime::K8sApi($runtime) => $call,
-            Runtime::Kubelet($runtime) => $call,
-        }
-    };
-}
-
-argoexec_runtime::forward_container_runtime!(Runtime, dispatch);
 
 fn main() {
     let usage = "usage: api_latency RUNS k8sapi|kubelet";
@@ -73,11 +56,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let runtime = if kubelet {
+    let runtime: AnyRuntime = if kubelet {
         std::fs::write(dir.path().join("token"), "t").unwrap();
         std::fs::write(dir.path().join("ca.crt"), server.ca_pem().unwrap()).unwrap();
         let _entered = tokio.enter();
-        Runtime::Kubelet(Box::new(
+        AnyRuntime::from(
             Kubelet::new(KubeletOptions {
                 host: "127.0.0.1".into(),
                 port: server.port(),
@@ -88,7 +71,7 @@ fn main() {
                 pod: "pod".into(),
             })
             .unwrap(),
-        ))
+        )
     } else {
         let kube = tokio
             .block_on(argoexec_kube::connect(&KubeOverrides {
@@ -98,7 +81,7 @@ fn main() {
                 ..KubeOverrides::default()
             }))
             .unwrap();
-        Runtime::K8sApi(Box::new(K8sApi::new(&kube, "pod", Backoff::default())))
+        AnyRuntime::from(K8sApi::new(&kube, "pod", Backoff::default()))
     };
 
     let mut latencies = Latencies::default();

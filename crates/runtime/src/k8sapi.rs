@@ -1,5 +1,5 @@
 //! The `k8sapi` runtime: containers seen only through the Kubernetes API, as Argo's
-//! `workflow/executor/k8sapi` sees them.
+//! `workflow/executor/k8sapi` sees them, with `argoexec-kube`'s client.
 //!
 //! - Waits follow the pod with a watch ([`PodWatch`]): a container has exited when its status is
 //!   `terminated` (the exit code is `state.terminated.exitCode`), or when the pod's reason is
@@ -17,33 +17,28 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use argoexec_runtime::{
-    ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
-};
+use argoexec_kube::{Backoff, Kube, PodWatch};
 use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{ContainerState, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
-use kube::api::{Api, AttachParams, LogParams};
 use tokio::io::AsyncReadExt as _;
-use tokio_util::compat::FuturesAsyncReadCompatExt as _;
 use tokio_util::io::ReaderStream;
 
-use crate::client::Kube;
-use crate::pod::PodWatch;
-use crate::retry::Backoff;
+use crate::kube_pod::{
+    STDERR_LIMIT, api, check, container_names, deadline_exceeded, exit_status, in_spec,
+    is_terminated, kill_gracefully, signallable, state,
+};
+use crate::runtime::{
+    ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
+};
 
-/// The pod's reason once its `activeDeadlineSeconds` passed.
-const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
-/// At most this much of a failed command's stderr goes into its error.
-pub(crate) const STDERR_LIMIT: usize = 4096;
 /// What the images must hold, for errors.
 const NEEDS: &str = "the k8sapi runtime needs `sh` and `tar` in every container it reads or kills";
 
 /// The `k8sapi` runtime for one pod.
 #[derive(Debug, Clone)]
 pub struct K8sApi {
-    api: Api<Pod>,
+    kube: Kube,
     pod: String,
     watch: PodWatch,
 }
@@ -52,17 +47,14 @@ impl K8sApi {
     /// The runtime for pod `pod` of the client's namespace; `backoff` retries its GETs.
     pub fn new(kube: &Kube, pod: &str, backoff: Backoff) -> Self {
         Self {
-            api: Api::namespaced(kube.client().clone(), kube.namespace()),
+            kube: kube.clone(),
             pod: pod.to_owned(),
             watch: PodWatch::new(kube, pod, backoff),
         }
     }
 
     async fn get(&self) -> Result<Pod, Error> {
-        self.watch
-            .get()
-            .await
-            .map_err(|e| Error::io(format!("get pod {}", self.pod), io::Error::other(e)))
+        self.watch.get().await.map_err(api)
     }
 
     /// Waits until `done` holds for `container`'s state (`None` until it has one), or the pod
@@ -83,7 +75,7 @@ impl K8sApi {
                 deadline_exceeded(pod) || done(state(pod, container))
             })
             .await
-            .map_err(|e| Error::io(format!("watch pod {}", self.pod), io::Error::other(e)))?;
+            .map_err(api)?;
         if missing {
             return Err(Error::ContainerNotFound {
                 container: container.to_owned(),
@@ -100,15 +92,12 @@ impl K8sApi {
             "exec {:?} in container {container:?} of pod {}",
             argv, self.pod
         );
-        let params = AttachParams::default()
-            .container(container)
-            .stdout(true)
-            .stderr(true);
+        let program = argv.first().cloned().unwrap_or_default();
         let mut process = self
-            .api
-            .exec(&self.pod, argv.clone(), &params)
+            .kube
+            .exec(&self.pod, container, argv)
             .await
-            .map_err(|e| Error::io(what.clone(), io::Error::other(e)))?;
+            .map_err(api)?;
         let (Some(stdout), Some(mut stderr), Some(status)) =
             (process.stdout(), process.stderr(), process.take_status())
         else {
@@ -128,7 +117,6 @@ impl K8sApi {
         let first = stdout.next().await;
         let outcome = {
             let container = container.to_owned();
-            let program = argv.first().cloned().unwrap_or_default();
             async move {
                 let status = status.await;
                 let stderr = stderr.await.unwrap_or_default();
@@ -206,11 +194,7 @@ impl ContainerRuntime for K8sApi {
     }
 
     async fn containers(&self) -> Result<Vec<String>, Error> {
-        let pod = self.get().await?;
-        Ok(pod
-            .spec
-            .map(|s| s.containers.into_iter().map(|c| c.name).collect())
-            .unwrap_or_default())
+        Ok(container_names(self.get().await?))
     }
 
     async fn wait_started(&self, container: &str) -> Result<(), Error> {
@@ -227,13 +211,7 @@ impl ContainerRuntime for K8sApi {
                 state.is_some_and(|s| s.terminated.is_some())
             })
             .await?;
-        let code = state(&pod, container)
-            .and_then(|s| s.terminated.as_ref())
-            .map(|t| t.exit_code);
-        if code.is_none() {
-            tracing::info!(container, pod = %self.pod, "Pod deadline exceeded: container counts as exited");
-        }
-        Ok(ExitStatus { code })
+        Ok(exit_status(&pod, container, &self.pod))
     }
 
     async fn kill(&self, container: &str, grace: Duration) -> Result<KillOutcome, Error> {
@@ -281,17 +259,12 @@ impl ContainerRuntime for K8sApi {
                 "The k8sapi runtime reads stdout and stderr combined"
             );
         }
-        let params = LogParams {
-            container: Some(container.to_owned()),
-            ..LogParams::default()
-        };
-        let log = self.api.log_stream(&self.pod, &params).await.map_err(|e| {
-            Error::io(
-                format!("get the log of container {container:?} of pod {}", self.pod),
-                io::Error::other(e),
-            )
-        })?;
-        Ok(ReaderStream::new(log.compat()).boxed())
+        let log = self
+            .kube
+            .container_log(&self.pod, container)
+            .await
+            .map_err(api)?;
+        Ok(ReaderStream::new(log).boxed())
     }
 
     async fn read_file(&self, container: &str, path: &Path) -> Result<Vec<u8>, Error> {
@@ -327,170 +300,4 @@ impl ContainerRuntime for K8sApi {
         io::Read::read_to_end(&mut entry, &mut content).map_err(|e| Error::io(what(), e))?;
         Ok(content)
     }
-}
-
-/// Whether `container` of `pod` can be signalled by an exec'd `kill N 1`: false once it has
-/// exited (or the pod passed its deadline); an error when it is not in the pod, or when PID 1 is
-/// not its own (a pod sharing its process namespace, or hostPID), which `runtime` cannot handle.
-pub(crate) fn signallable(
-    pod: &Pod,
-    container: &str,
-    runtime: &'static str,
-) -> Result<bool, Error> {
-    if !in_spec(pod, container) {
-        return Err(Error::ContainerNotFound {
-            container: container.to_owned(),
-        });
-    }
-    if is_terminated(pod, container) || deadline_exceeded(pod) {
-        return Ok(false);
-    }
-    let spec = pod.spec.as_ref();
-    if spec.and_then(|s| s.share_process_namespace) == Some(true) {
-        return Err(Error::Unsupported {
-            runtime,
-            what: "kill a container of a pod sharing its process namespace (use pns)",
-        });
-    }
-    if spec.and_then(|s| s.host_pid) == Some(true) {
-        return Err(Error::Unsupported {
-            runtime,
-            what: "kill a container of a hostPID pod",
-        });
-    }
-    Ok(true)
-}
-
-/// The kill of the runtimes that signal a container's PID 1 by exec (k8sapi, kubelet), as Argo's
-/// `KillGracefully`: `kill -15 1`, the grace, `kill -9 1`, one more grace, then give up. The
-/// last grace matters: an exec'd `kill -9 1` can fail to end the container, because the kernel
-/// drops signals sent from inside a PID namespace to its init (the container's PID 1) unless it
-/// handles them, and SIGKILL cannot be handled.
-pub(crate) async fn kill_gracefully<S, W>(
-    container: &str,
-    pod: &str,
-    grace: Duration,
-    signal: impl Fn(u8) -> S,
-    wait_exited: impl Fn() -> W,
-) -> Result<KillOutcome, Error>
-where
-    S: Future<Output = Result<bool, Error>>,
-    W: Future<Output = Result<ExitStatus, Error>>,
-{
-    if !signal(15).await? {
-        return Ok(KillOutcome::AlreadyExited);
-    }
-    if tokio::time::timeout(grace, wait_exited())
-        .await
-        .is_ok_and(|exited| exited.is_ok())
-    {
-        return Ok(KillOutcome::Terminated);
-    }
-    tracing::info!(container, "Still running after the grace period: SIGKILL");
-    if !signal(9).await? {
-        return Ok(KillOutcome::Terminated);
-    }
-    match tokio::time::timeout(grace, wait_exited()).await {
-        Ok(exited) => exited.map(|_| KillOutcome::Killed),
-        Err(_) => Err(Error::io(
-            format!("kill container {container:?} of pod {pod}"),
-            io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "still running {grace:?} after `kill -9 1` (its PID 1 ignores signals sent from inside the container)"
-                ),
-            ),
-        )),
-    }
-}
-
-/// Whether the command ran and exited 0; otherwise an error naming the container, the program
-/// when the container lacks it (with `needs`, what the runtime asks of images), and the
-/// command's stderr.
-pub(crate) fn check(
-    container: &str,
-    program: &str,
-    status: Option<Status>,
-    stderr: &str,
-    needs: &str,
-) -> Result<(), Error> {
-    let Some(status) = status else {
-        return Err(Error::io(
-            format!("exec {program} in container {container:?}"),
-            io::Error::other("the API server sent no exit status"),
-        ));
-    };
-    if status.status.as_deref() == Some("Success") {
-        return Ok(());
-    }
-    let code = status
-        .details
-        .as_ref()
-        .and_then(|d| d.causes.as_ref())
-        .and_then(|causes| {
-            causes
-                .iter()
-                .find(|c| c.reason.as_deref() == Some("ExitCode"))
-        })
-        .and_then(|c| c.message.as_deref())
-        .and_then(|m| m.parse::<i32>().ok());
-    let message = status.message.unwrap_or_default();
-    let missing = matches!(code, Some(126 | 127))
-        || message.contains("executable file not found")
-        || message.contains("no such file or directory");
-    if missing {
-        return Err(Error::io(
-            format!("exec {program} in container {container:?}"),
-            io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!(
-                    "the container's image has no usable `{program}` ({needs}): {}",
-                    if stderr.is_empty() { &message } else { stderr }
-                ),
-            ),
-        ));
-    }
-    let detail = match code {
-        Some(code) => format!("exit code {code}"),
-        None => message,
-    };
-    let kind = if stderr.contains("No such file or directory") {
-        io::ErrorKind::NotFound
-    } else {
-        io::ErrorKind::Other
-    };
-    let detail = if stderr.is_empty() {
-        detail
-    } else {
-        format!("{detail}: {stderr}")
-    };
-    Err(Error::io(
-        format!("exec {program} in container {container:?}"),
-        io::Error::new(kind, detail),
-    ))
-}
-
-pub(crate) fn in_spec(pod: &Pod, container: &str) -> bool {
-    pod.spec
-        .as_ref()
-        .is_none_or(|s| s.containers.iter().any(|c| c.name == container))
-}
-
-pub(crate) fn state<'a>(pod: &'a Pod, container: &str) -> Option<&'a ContainerState> {
-    pod.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .iter()
-        .find(|c| c.name == container)?
-        .state
-        .as_ref()
-}
-
-pub(crate) fn is_terminated(pod: &Pod, container: &str) -> bool {
-    state(pod, container).is_some_and(|s| s.terminated.is_some())
-}
-
-pub(crate) fn deadline_exceeded(pod: &Pod) -> bool {
-    pod.status.as_ref().and_then(|s| s.reason.as_deref()) == Some(DEADLINE_EXCEEDED)
 }
