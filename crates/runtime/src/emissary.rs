@@ -17,8 +17,10 @@ use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::runtime::{
+    ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
+};
 use crate::state_dir;
-use crate::{ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource};
 
 /// How long to wait for `exitcode` after writing SIGKILL to the signal file (Argo: 10 s).
 const AFTER_KILL: Duration = Duration::from_secs(10);

@@ -10,7 +10,9 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use tokio::sync::watch;
 
-use crate::{ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource};
+use crate::runtime::{
+    ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
+};
 
 /// One container of a [`FakeRuntime`].
 #[derive(Debug, Clone, Default)]

@@ -28,17 +28,17 @@ pub(crate) fn file(dir: &Path, container: &str, file: &str) -> PathBuf {
 pub(crate) async fn open_log(
     dir: &Path,
     container: &str,
-    stream: crate::LogStream,
-) -> Result<crate::ByteStream, crate::Error> {
+    stream: crate::runtime::LogStream,
+) -> Result<crate::runtime::ByteStream, crate::runtime::Error> {
     use futures::TryStreamExt as _;
     let name = match stream {
-        crate::LogStream::Stdout => "stdout",
-        crate::LogStream::Combined => "combined",
+        crate::runtime::LogStream::Stdout => "stdout",
+        crate::runtime::LogStream::Combined => "combined",
     };
     let path = file(dir, container, name);
     let log = tokio::fs::File::open(&path)
         .await
-        .map_err(|source| crate::Error::io(format!("open {}", path.display()), source))?;
+        .map_err(|source| crate::runtime::Error::io(format!("open {}", path.display()), source))?;
     Ok(Box::pin(
         tokio_util::io::ReaderStream::new(log).map_err(io::Error::from),
     ))

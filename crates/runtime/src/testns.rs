@@ -99,7 +99,7 @@ pub fn now_ns() -> u128 {
 }
 
 /// The whole of a byte stream (a log) in memory.
-pub async fn collect(stream: crate::ByteStream) -> io::Result<Vec<u8>> {
+pub async fn collect(stream: crate::runtime::ByteStream) -> io::Result<Vec<u8>> {
     use futures::TryStreamExt as _;
     stream.map_ok(|chunk| chunk.to_vec()).try_concat().await
 }

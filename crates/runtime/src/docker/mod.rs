@@ -38,7 +38,9 @@ use bollard::query_parameters::{
 use futures::{StreamExt as _, TryStreamExt as _};
 use tokio::sync::OnceCell;
 
-use crate::{ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource};
+use crate::runtime::{
+    ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
+};
 
 /// The kubelet's label naming a container's pod namespace.
 pub const POD_NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";

@@ -29,8 +29,10 @@ use std::time::Duration;
 
 use rustix::process::Signal;
 
+use crate::runtime::{
+    ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource,
+};
 use crate::state_dir;
-use crate::{ByteStream, ContainerRuntime, Error, ExitStatus, KillOutcome, LogStream, PathSource};
 use discovery::{Discovery, Found};
 
 /// How long to wait for `exitcode` after a container's process exited, by default.

@@ -5,7 +5,7 @@ mod annotations;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::Template;
+use crate::model::Template;
 use crate::names::TEMPLATE_ANNOTATION;
 
 pub use annotations::{
