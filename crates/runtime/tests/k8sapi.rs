@@ -19,6 +19,10 @@ use kube::api::{Api, AttachParams};
 use serde_json::json;
 use tokio::io::AsyncReadExt as _;
 
+mod common;
+
+use common::chain;
+
 /// The pod's namespace.
 const NS: &str = "argo";
 const POD: &str = "pod-1";
@@ -344,17 +348,6 @@ async fn an_image_without_tar_or_sh_fails_naming_the_container_and_the_program()
         message.contains("\"bare\"") && message.contains("no usable `/bin/sh`"),
         "{message}"
     );
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Starts `script` as the PID 1 of `container`, running in the pod's status until it exits,

@@ -16,6 +16,10 @@ use argoexec_testkube::{ExecHandler, ExecTarget, LogSource, Pid1Exec, ServerOpti
 use futures::TryStreamExt as _;
 use serde_json::json;
 
+mod common;
+
+use common::chain;
+
 const NS: &str = "argo";
 const POD: &str = "pod-1";
 const TOKEN: &str = "sa-token";
@@ -56,18 +60,6 @@ fn options(server: &TestKube, token_file: PathBuf, ca_file: PathBuf) -> KubeletO
 fn runtime(server: &TestKube, dir: &Path) -> Kubelet {
     let (token, ca) = account(dir, server, TOKEN);
     Kubelet::new(options(server, token, ca)).unwrap()
-}
-
-/// An error and its causes, as the binary prints them.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `kill -N 1` in a container signals its PID 1: here, the process the test started.
