@@ -1,4 +1,4 @@
-//! What the API test suites share: the namespace and a client of the fake API server.
+//! What the API suite (`tests/api.rs`) builds on: the namespace, a client of the fake server.
 
 use argoexec_config::KubeOverrides;
 use argoexec_kube::{Kube, connect};
