@@ -3,8 +3,10 @@
 //! (`ARGO_CONTAINER_RUNTIME_EXECUTOR: docker`), must give what the same pods give through the
 //! namespaces backend with PNS: phase, message, exit codes, outputs, and the artifacts' contents.
 //! Images come from one local image made with `docker import` (busybox-static plus the C library
-//! this binary links against), mapped with `--image-map '*=...'`. Needs root and a running engine
-//! (`tests/docker-engine`, which `tests/run` calls); skipped, loudly, only when none answers.
+//! this binary links against), mapped with `--image-map '*=...'`; one test leaves the executor's
+//! image unmapped, so init and wait run from the real executor image `argoexec:local` that
+//! `tests/image` builds. Needs root and a running engine (`tests/docker-engine`, which `tests/run`
+//! calls); without them the tests skip, loudly, or fail with the reason when CI is set.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,10 +15,30 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use argoexec_runtime::testdocker::{engine_available, ensure_image};
+use argoexec_runtime::testdocker::{docker, engine_available, ensure_image};
 use serde_json::Value;
 
 const IMAGE: &str = "argoexec-test/base:1";
+/// The executor's image `tests/image` builds: `FROM scratch`, the static binary without the
+/// local runner, user 8737.
+const EXECUTOR_IMAGE: &str = "argoexec:local";
+
+/// Whether what a test needs is here; when it is not, the test skips, loudly, or, with CI set,
+/// fails with `why`: a suite must not pass in CI for want of what it tests.
+fn present_or_skip(present: bool, why: &str) -> bool {
+    if !present {
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("SKIPPED: {why}");
+    }
+    present
+}
+
+fn engine_or_skip() -> bool {
+    present_or_skip(
+        engine_available(),
+        "no Docker Engine answers; run tests/docker-engine (tests/run does)",
+    )
+}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -123,8 +145,7 @@ fn artifacts(work: &Path) -> BTreeMap<String, Vec<u8>> {
 
 /// Runs `name` through both backends and checks they agree; returns the docker run.
 fn same_as_pns(name: &str) -> Option<Run> {
-    if !engine_available() {
-        eprintln!("SKIPPED: no Docker Engine answers; run tests/docker-engine (tests/run does)");
+    if !engine_or_skip() {
         return None;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -260,8 +281,7 @@ fn repository(work: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn zip_and_as_is_artifacts_from_the_image_match_pns() {
-    if !engine_available() {
-        eprintln!("SKIPPED: no Docker Engine answers; run tests/docker-engine (tests/run does)");
+    if !engine_or_skip() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -296,8 +316,7 @@ fn zip_and_as_is_artifacts_from_the_image_match_pns() {
 
 #[test]
 fn a_main_that_cannot_start_fails_the_step_with_the_engines_reason() {
-    if !engine_available() {
-        eprintln!("SKIPPED: no Docker Engine answers; run tests/docker-engine (tests/run does)");
+    if !engine_or_skip() {
         return;
     }
     ensure_image(IMAGE, &[Path::new(env!("CARGO_BIN_EXE_argoexec"))]).unwrap();
@@ -356,9 +375,9 @@ const UNEQUAL_FIELDS: &[(&str, &str, &str)] = &[(
      there; phase, exit codes and outputs still agree",
 )];
 
-/// The fixture `name` under a pod name of its own: the other tests of this file run the same
-/// fixtures at once against the same engine.
-fn renamed(name: &str) -> String {
+/// The fixture `name` under a pod name of its own, `<pod>-<suffix>`: the other tests of this file
+/// run the same fixtures at once against the same engine. Returns (pod name, manifest).
+fn renamed(name: &str, suffix: &str) -> (String, String) {
     let yaml = std::fs::read_to_string(fixture(name)).unwrap();
     let pod = yaml
         .lines()
@@ -366,7 +385,8 @@ fn renamed(name: &str) -> String {
         .unwrap()
         .trim()
         .to_owned();
-    yaml.replace(&pod, &format!("{pod}-all"))
+    let renamed = format!("{pod}-{suffix}");
+    (renamed.clone(), yaml.replace(&pod, &renamed))
 }
 
 /// The report's fields both backends must agree on, one entry per field: phase, exitCode,
@@ -418,8 +438,7 @@ type Compared = (String, Vec<(String, Value, Value)>, bool, Value);
 
 #[test]
 fn every_fixture_pod_gives_the_same_report_on_both_backends() {
-    if !engine_available() {
-        eprintln!("SKIPPED: no Docker Engine answers; run tests/docker-engine (tests/run does)");
+    if !engine_or_skip() {
         return;
     }
     ensure_image(IMAGE, &[Path::new(env!("CARGO_BIN_EXE_argoexec"))]).unwrap();
@@ -444,7 +463,7 @@ fn every_fixture_pod_gives_the_same_report_on_both_backends() {
                         let work = tmp.path().join(name);
                         s.spawn(move || {
                             std::fs::create_dir_all(&work).unwrap();
-                            let yaml = renamed(name);
+                            let (_, yaml) = renamed(name, "all");
                             let pns_pod = work.join("pns.yaml");
                             std::fs::write(&pns_pod, &yaml).unwrap();
                             let docker_pod = work.join("docker.yaml");
@@ -497,4 +516,91 @@ fn every_fixture_pod_gives_the_same_report_on_both_backends() {
     // The comparison is not vacuous: a failing main's exit code is in both reports.
     let failing = results.iter().find(|r| r.0 == "failing-main").unwrap();
     assert_eq!(failing.3["docker"]["exitCode"], 3, "{:#}", failing.3);
+}
+
+/// The fixture `name` as a docker-runtime pod of its own name (`<pod>-<suffix>`).
+fn docker_pod(name: &str, suffix: &str) -> (String, String) {
+    let (pod, yaml) = renamed(name, suffix);
+    (pod, yaml.replace("value: pns", "value: docker"))
+}
+
+#[test]
+fn init_and_wait_run_from_the_executor_image_built_here() {
+    if !engine_or_skip() {
+        return;
+    }
+    let built = docker(&["image", "inspect", EXECUTOR_IMAGE])
+        .unwrap()
+        .status
+        .success();
+    let why = format!(
+        "image {EXECUTOR_IMAGE} is not in the engine: build it with tests/image (tests/run does)"
+    );
+    if !present_or_skip(built, &why) {
+        return;
+    }
+    ensure_image(IMAGE, &[Path::new(env!("CARGO_BIN_EXE_argoexec"))]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // Only main's image is mapped: init, wait (and the sandbox) get the executor's own image,
+    // whose binary has no local runner and runs as root by the runner's choice, not the image's.
+    let main_only = format!("alpine:3.16={IMAGE}");
+    let args = ["--backend", "docker", "--image-map", main_only.as_str()];
+
+    // A script: init stages it, wait reads main's stdout from the engine as its result.
+    let (pod, yaml) = docker_pod("hello-world-result", "own-image");
+    let path = tmp.path().join("result.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let script = run(&path, &tmp.path().join("result"), &args);
+    let report = &script.report;
+    assert_eq!(report["phase"], "Succeeded", "{report:#}");
+    assert_eq!(report["outputs"]["result"], format!("hello from {pod}"));
+    for c in report["containers"].as_array().unwrap() {
+        assert_eq!(c["exitCode"], 0, "{report:#}");
+    }
+
+    // An artifact: wait copies it out of main through the engine and stores it as tar.gz.
+    let (pod, yaml) = docker_pod("output-artifact-dir", "own-image");
+    let path = tmp.path().join("artifact.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let artifact = run(&path, &tmp.path().join("artifact"), &args);
+    let report = &artifact.report;
+    assert_eq!(report["phase"], "Succeeded", "{report:#}");
+    assert_eq!(
+        report["outputs"]["artifacts"][0]["name"], "out",
+        "{report:#}"
+    );
+    let stored = artifacts(&artifact.work);
+    let names: Vec<&str> = stored
+        .keys()
+        .map(|k| k.rsplit_once(':').unwrap().1)
+        .collect();
+    assert_eq!(names, ["out/a.txt", "out/sub/b.txt"], "{pod}: {stored:?}");
+}
+
+#[test]
+fn a_missing_executor_image_is_named_with_the_flag_that_maps_it() {
+    if !engine_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, yaml) = docker_pod("hello-world-result", "no-image");
+    let pod = tmp.path().join("pod.yaml");
+    std::fs::write(&pod, yaml).unwrap();
+    let executor = "quay.io/argoproj/argoexec:v3.3.8";
+    let out = Command::new(env!("CARGO_BIN_EXE_argoexec"))
+        .args(["run", "--quiet", "--backend", "docker", "--image-map"])
+        .arg(format!("{executor}=argoexec-test/no-such-image:1"))
+        .arg("--workdir")
+        .arg(tmp.path().join("work"))
+        .arg("--pod")
+        .arg(&pod)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("image argoexec-test/no-such-image:1 (mapped from")
+            && stderr.contains(&format!("--image-map {executor}=IMAGE")),
+        "{stderr}"
+    );
 }

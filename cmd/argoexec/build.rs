@@ -27,8 +27,11 @@ fn main() {
     println!("cargo:rustc-env=ARGOEXEC_RUSTC_VERSION={rustc_version}");
     println!("cargo:rustc-env=ARGOEXEC_BUILD_DATE={build_date:.0}");
     println!("cargo:rustc-env=ARGOEXEC_TARGET={target}");
-    // Rebuild the stamp when the checked-out commit moves, not on every build.
-    for path in ["../../.git/HEAD", "../../.git/refs/heads"] {
+    // Rebuild the stamp when the checked-out commit moves, not on every build. Git names the
+    // files: in a worktree `.git` is a file, and a path that does not exist reruns every time.
+    for name in ["HEAD", "refs/heads"] {
+        let path = output("git", &["rev-parse", "--git-path", name])
+            .unwrap_or_else(|| format!("../../.git/{name}"));
         println!("cargo:rerun-if-changed={path}");
     }
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");

@@ -7,7 +7,7 @@ use crate::shim::EXE_IN_CONTAINER;
 
 /// The executor's image in the engine for init, wait and the sandbox when `--image-map` does not
 /// map the pod's executor image: built on this machine by `tests/image` (`FROM scratch`, a static
-/// `argoexec` on `PATH`).
+/// `argoexec` on `PATH`, built without the local runner).
 pub const EXECUTOR_IMAGE: &str = "argoexec:local";
 /// How a container of [`EXECUTOR_IMAGE`] runs the executor: by name, through its `PATH`.
 const EXECUTOR_PROGRAM: &str = "argoexec";
@@ -47,9 +47,10 @@ impl ImageMap {
     }
 
     /// What a container whose manifest names `image` runs from. Argo's executor (`executor`:
-    /// init, wait, the sandbox's pause) runs this binary, bound into the local image the map
+    /// init, wait, and the sandbox's image) runs this binary, bound into the local image the map
     /// gives, when the map names its image; otherwise the executor's own image,
-    /// [`EXECUTOR_IMAGE`], and the `argoexec` on its `PATH`.
+    /// [`EXECUTOR_IMAGE`], and the `argoexec` on its `PATH` (the sandbox binds this binary in
+    /// either way: its `__pause` is not in that image).
     pub(crate) fn choose(&self, image: &str, executor: bool) -> Choice {
         if executor && !self.maps(image) {
             return Choice {

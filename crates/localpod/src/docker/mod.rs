@@ -13,9 +13,13 @@
 //!   engine's socket at `/var/run/docker.sock` unless the pod mounts one (Argo's docker-executor
 //!   pods do).
 //! - Images are not pulled: each must exist in the engine; [`ImageMap`] renames the manifest's
-//!   images to local ones. Init, wait and the sandbox (which runs `argoexec __pause`) run the
-//!   executor's own image, [`EXECUTOR_IMAGE`], with `argoexec` from its `PATH`; when the map
-//!   names their image, that image instead, with this binary bound at `/.argoexec/argoexec`.
+//!   images to local ones. Init and wait run the executor's own image, [`EXECUTOR_IMAGE`], with
+//!   `argoexec` from its `PATH`, as root unless the pod's securityContext names a user (the
+//!   image's user is 8737; the pns and docker runtimes need root); when the map names their
+//!   image, that image instead, with this binary bound at `/.argoexec/argoexec`. The sandbox
+//!   runs wait's image with this binary's `__pause` bound in (the executor's image is built
+//!   without the local runner); into the executor's own image, which has no C library, this
+//!   machine's loader and the libraries this binary loaded are bound as well.
 //! - When a container exits, its logs and exit code are written to the pod state directory as the
 //!   namespaces backend writes them. Every container is removed at the end.
 
@@ -31,7 +35,7 @@ use bollard::query_parameters::{
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, PodSecurityContext};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -43,6 +47,7 @@ use crate::shim::EXE_IN_CONTAINER;
 use crate::supervise::{self, Backend, Exited, Started, Watches};
 use crate::volumes;
 
+mod host;
 mod image;
 
 use image::Choice;
@@ -100,7 +105,7 @@ pub async fn run_pod_docker(
         .map_err(Error::io("write", &namespace_file))?;
     let spec = step.pod.spec.clone().unwrap_or_default();
     let containers = plan::containers(&spec, &step);
-    // The sandbox runs `argoexec __pause`: wait's image, as an executor's.
+    // The sandbox runs this binary's `__pause` in wait's image, as an executor's.
     let sandbox_image = containers
         .iter()
         .find(|(role, _)| *role == Role::Wait)
@@ -127,6 +132,7 @@ pub async fn run_pod_docker(
         service_account: &service_account,
         socket: Path::new(&socket),
         containers: &containers,
+        pod_security: spec.security_context.as_ref(),
         sandbox_image,
         sandbox: None,
         made: BTreeMap::new(),
@@ -195,6 +201,8 @@ struct Pod<'a> {
     /// The engine's socket on this machine, mounted into wait.
     socket: &'a Path,
     containers: &'a [(Role, &'a Container)],
+    /// The pod's securityContext (`runAsUser`, `runAsGroup` for every container).
+    pod_security: Option<&'a PodSecurityContext>,
     sandbox_image: Choice,
     /// The sandbox's id, once made.
     sandbox: Option<String>,
@@ -301,21 +309,33 @@ impl Pod<'_> {
         let mut labels = self.labels("POD");
         labels.insert("io.kubernetes.docker.type".into(), "podsandbox".into());
         let choice = self.sandbox_image.clone();
-        let binds = choice.bind_exe.then(|| {
-            vec![format!(
-                "{}:{EXE_IN_CONTAINER}:ro",
-                self.options.exe.display()
-            )]
-        });
+        // `__pause` is the local runner's, which the executor's image leaves out: the sandbox
+        // always runs this binary, bound in. A mapped image brings the C library it links
+        // against; the executor's own image (`FROM scratch`) has none, so this machine's loader
+        // and libraries are bound in beside it.
+        let mut binds = vec![format!(
+            "{}:{EXE_IN_CONTAINER}:ro",
+            self.options.exe.display()
+        )];
+        let mut env = None;
+        if !choice.bind_exe {
+            let runtime = host::runtime_of_this_binary()?;
+            binds.extend(runtime.binds);
+            env = runtime
+                .library_path
+                .map(|path| vec![format!("LD_LIBRARY_PATH={path}")]);
+        }
         let body = ContainerCreateBody {
             image: Some(choice.image.clone()),
-            cmd: Some(vec![choice.executor_program().into(), "__pause".into()]),
+            entrypoint: Some(vec![EXE_IN_CONTAINER.into()]),
+            cmd: Some(vec!["__pause".into()]),
+            env,
             hostname: Some(self.info.name.clone()),
             labels: Some(labels),
             // pause exits when its stdin closes: the engine holds it open while it runs.
             open_stdin: Some(true),
             host_config: Some(HostConfig {
-                binds,
+                binds: Some(binds),
                 network_mode: Some("host".into()),
                 ipc_mode: Some("shareable".into()),
                 ..HostConfig::default()
@@ -414,9 +434,19 @@ impl Pod<'_> {
             .and_then(|caps| caps.add.clone())
             .unwrap_or_default();
         let join = format!("container:{sandbox}");
+        // As kubelet: a command replaces the image's entrypoint (the executor's image has one),
+        // args alone follow it.
+        let has_command = executor || c.command.as_ref().is_some_and(|c| !c.is_empty());
+        let (entrypoint, cmd) = match argv.is_empty() {
+            true => (None, None),
+            false if has_command => (Some(argv), None),
+            false => (None, Some(argv)),
+        };
         let body = ContainerCreateBody {
             image: Some(choice.image.clone()),
-            cmd: (!argv.is_empty()).then_some(argv),
+            entrypoint,
+            cmd,
+            user: user(c, self.pod_security, executor),
             env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),
             labels: Some(self.labels(&c.name)),
@@ -461,6 +491,28 @@ impl Pod<'_> {
             "k8s_{container}_{}_{}_{}_0",
             self.info.name, self.info.namespace, self.info.uid
         )
+    }
+}
+
+/// The user a container runs as: the container's or else the pod's `runAsUser` (and
+/// `runAsGroup`), as kubelet sets them; otherwise root for Argo's executor, whose image runs as
+/// a non-root user (8737, like Argo's) while the pns and docker runtimes of wait need root, as
+/// the controller's pods get it; otherwise the image's own user.
+fn user(c: &Container, pod: Option<&PodSecurityContext>, executor: bool) -> Option<String> {
+    let own = c.security_context.as_ref();
+    let uid = own
+        .and_then(|s| s.run_as_user)
+        .or_else(|| pod.and_then(|p| p.run_as_user));
+    let gid = own
+        .and_then(|s| s.run_as_group)
+        .or_else(|| pod.and_then(|p| p.run_as_group));
+    match (uid, gid) {
+        (Some(uid), Some(gid)) => Some(format!("{uid}:{gid}")),
+        (Some(uid), None) => Some(uid.to_string()),
+        (None, Some(gid)) if executor => Some(format!("0:{gid}")),
+        (None, None) if executor => Some("0".to_owned()),
+        // The engine cannot take a group without a user: the image's user and group stay.
+        (None, _) => None,
     }
 }
 
@@ -514,5 +566,48 @@ async fn wait(docker: &Docker, id: &str) -> Option<i32> {
             tracing::warn!(id, result = ?other.map(|r| r.map(|_| ())), "Waiting for a container failed");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use k8s_openapi::api::core::v1::SecurityContext;
+
+    use super::*;
+
+    fn container(uid: Option<i64>, gid: Option<i64>) -> Container {
+        Container {
+            security_context: Some(SecurityContext {
+                run_as_user: uid,
+                run_as_group: gid,
+                ..SecurityContext::default()
+            }),
+            ..Container::default()
+        }
+    }
+
+    #[test]
+    fn the_executor_runs_as_root_unless_the_security_context_names_a_user() {
+        let none = Container::default();
+        assert_eq!(user(&none, None, true).as_deref(), Some("0"));
+        assert_eq!(user(&none, None, false), None);
+        assert_eq!(
+            user(&container(None, Some(5)), None, true).as_deref(),
+            Some("0:5")
+        );
+        assert_eq!(user(&container(None, Some(5)), None, false), None);
+        let pod = PodSecurityContext {
+            run_as_user: Some(1000),
+            ..PodSecurityContext::default()
+        };
+        assert_eq!(user(&none, Some(&pod), true).as_deref(), Some("1000"));
+        assert_eq!(user(&none, Some(&pod), false).as_deref(), Some("1000"));
+        // The container's own context wins over the pod's.
+        assert_eq!(
+            user(&container(Some(8737), Some(8737)), Some(&pod), true).as_deref(),
+            Some("8737:8737")
+        );
     }
 }
