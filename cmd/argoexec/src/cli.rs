@@ -7,6 +7,8 @@ use std::time::Duration;
 use argoexec_config::{Flags, KubeOverrides, LogFormat, LogLevel, env};
 use clap::{Args, Parser, Subcommand};
 
+use crate::duration_arg::parse_request_timeout;
+
 /// The environment variables, rendered once for `--help`.
 static ENV_HELP: LazyLock<String> = LazyLock::new(|| {
     let mut text = String::from("Environment (set by Argo's controller):\n");
@@ -119,15 +121,6 @@ pub(crate) struct KubeArgs {
     /// How long to wait for a single server request (0: no timeout), e.g. 1s, 2m, or plain seconds
     #[arg(long, global = true, value_parser = parse_request_timeout)]
     pub(crate) request_timeout: Option<Duration>,
-}
-
-pub(crate) fn parse_request_timeout(text: &str) -> Result<Duration, String> {
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    argoexec_config::parse_go_duration(text).ok_or_else(|| {
-        format!("invalid duration {text:?}: expected seconds or a Go duration such as 30s")
-    })
 }
 
 /// The subcommands.

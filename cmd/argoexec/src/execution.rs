@@ -29,6 +29,19 @@ pub(crate) enum Execution {
     Stop,
 }
 
+impl std::fmt::Display for Execution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unbounded => f.write_str("no deadline"),
+            Self::Deadline(at) => match jiff::Timestamp::try_from(*at) {
+                Ok(at) => write!(f, "deadline {at}"),
+                Err(_) => f.write_str("deadline out of range"),
+            },
+            Self::Stop => f.write_str("stop now"),
+        }
+    }
+}
+
 /// The downward-API annotations file of a v2 pod.
 pub(crate) fn annotations_path(config: &Config, root: &Path) -> PathBuf {
     config
@@ -122,7 +135,7 @@ pub(crate) async fn stop_requested(
         };
         match read(&path) {
             Ok(execution) if execution != current => {
-                tracing::info!(execution = ?execution, after = why, "Execution control changed");
+                tracing::info!(execution = %execution, after = why, "Execution control changed");
                 current = execution;
             }
             Ok(_) => {}

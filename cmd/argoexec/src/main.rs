@@ -6,6 +6,7 @@
 //! `/dev/termination-log` when that file exists, as kubelet provides it in every container.
 
 mod cli;
+mod duration_arg;
 mod emissary_cmd;
 mod execution;
 mod logging;
@@ -180,7 +181,7 @@ fn load_template(
         pod = pod_name,
         template = template.name.as_deref().unwrap_or(""),
         source = %source.kind(),
-        protocol = ?protocol,
+        protocol = %protocol,
         runtime = %config.runtime_for(protocol),
         "Starting Workflow Executor ({role})"
     );

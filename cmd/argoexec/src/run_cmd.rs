@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::Failure;
-use crate::cli::parse_request_timeout;
+use crate::duration_arg::parse_request_timeout;
 
 /// The local runner's subcommands, flattened into the binary's.
 #[derive(Debug, Subcommand)]

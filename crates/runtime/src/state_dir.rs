@@ -92,7 +92,7 @@ pub(super) async fn exit_code(dir: &Path, container: &str, bound: Duration) -> O
             tracing::warn!(
                 container,
                 path = %path.display(),
-                waited = ?bound,
+                waited_ms = bound.as_millis(),
                 "the container exited but its exit code did not appear; reporting it as unknown"
             );
             return None;

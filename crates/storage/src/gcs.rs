@@ -31,7 +31,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, LOCATION, RANGE};
 use reqwest::{Method, RequestBuilder, Response, Url};
 
 use crate::driver::{ByteStream, Driver, Error, Secrets, text_secret};
-use crate::http::{body_error, check, client, request_error};
+use crate::web::{HttpTimeouts, body_error, check, client, request_error};
 
 const DRIVER: &str = "gcs";
 /// Google's endpoint.
@@ -257,7 +257,7 @@ impl Gcs {
             None => Credentials::Metadata,
         };
         Ok(Self {
-            client: client(None, crate::http::HttpTimeouts::default())?,
+            client: client(None, HttpTimeouts::default())?,
             base,
             bucket,
             auth: Arc::new(Auth {

@@ -244,7 +244,12 @@ impl Driver for Git {
     async fn checkout(&self, dest: &Path) -> Result<String, Error> {
         let this = self.clone();
         let dest = dest.to_owned();
-        tracing::info!(repo = %self.repo, revision = ?self.revision, depth = ?self.depth, "Cloning git repository");
+        tracing::info!(
+            repo = %self.repo,
+            revision = self.revision.as_deref().unwrap_or("(default branch)"),
+            depth = %self.depth.map_or_else(|| "full".to_owned(), |d| d.to_string()),
+            "Cloning git repository"
+        );
         let commit = tokio::task::spawn_blocking(move || this.checkout_blocking(&dest))
             .await
             .map_err(|e| Error::Failed {

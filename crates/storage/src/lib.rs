@@ -38,6 +38,8 @@ mod retry;
 #[cfg(feature = "s3")]
 mod s3;
 mod transfer;
+#[cfg(feature = "http")]
+mod web;
 
 pub use any::{AnyDriver, StorageOptions};
 #[cfg(feature = "http")]
@@ -53,7 +55,7 @@ pub use git::Git;
 #[cfg(feature = "hdfs")]
 pub use hdfs::Hdfs;
 #[cfg(feature = "http")]
-pub use http::{Http, HttpTimeouts, StatusError};
+pub use http::Http;
 pub use local::LocalStore;
 #[cfg(feature = "oss")]
 pub use oss::Oss;
@@ -65,3 +67,5 @@ pub use retry::{
 #[cfg(feature = "s3")]
 pub use s3::{S3, S3Tuning, part_size};
 pub use transfer::{download_dir, staging_path, upload_dir, write_whole};
+#[cfg(feature = "http")]
+pub use web::{HttpTimeouts, StatusError};

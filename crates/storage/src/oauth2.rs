@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::driver::{Error, Secrets, text_secret};
-use crate::http::{StatusError, check, request_error};
+use crate::web::{StatusError, check, request_error};
 
 /// How long before its announced expiry a token is replaced (Go's `oauth2.expiryDelta`).
 const EXPIRY_MARGIN: Duration = Duration::from_secs(10);

@@ -241,7 +241,7 @@ fn upgrade(
         .get("pods", &namespace, &pod)
         .map(|pod| pod["spec"]["containers"].clone());
     let Some(containers) = spec else {
-        return crate::server::status(404, &format!("pods \"{pod}\" not found"));
+        return crate::respond::status(404, &format!("pods \"{pod}\" not found"));
     };
     let names: Vec<&str> = containers
         .as_array()
@@ -251,20 +251,20 @@ fn upgrade(
         (Some(c), _) if names.contains(&c.as_str()) => c.clone(),
         (None, [only]) => (*only).to_owned(),
         (Some(c), _) => {
-            return crate::server::status(
+            return crate::respond::status(
                 400,
                 &format!("container {c} is not valid for pod {pod}"),
             );
         }
         (None, _) => {
-            return crate::server::status(
+            return crate::respond::status(
                 400,
                 &format!("a container name must be specified for pod {pod}"),
             );
         }
     };
     if params.command.is_empty() {
-        return crate::server::status(400, "you must specify at least 1 command");
+        return crate::respond::status(400, "you must specify at least 1 command");
     }
     let offered = request
         .headers()
@@ -276,13 +276,13 @@ fn upgrade(
         .iter()
         .find(|p| offered.split(',').any(|o| o.trim() == **p))
     else {
-        return crate::server::status(
+        return crate::respond::status(
             400,
             "upgrade request required: this server speaks v5.channel.k8s.io and v4.channel.k8s.io",
         );
     };
     let Some(key) = request.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
-        return crate::server::status(400, "websocket upgrade required (Sec-WebSocket-Key)");
+        return crate::respond::status(400, "websocket upgrade required (Sec-WebSocket-Key)");
     };
     let upgrade = hyper::upgrade::on(&mut request);
     let handler = Arc::clone(&shared.lock().exec);

@@ -23,6 +23,7 @@
 //! with a CA made at start and a bearer token check when [`ServerOptions`] ask for them.
 
 mod exec;
+mod respond;
 mod server;
 mod store;
 mod tls;

@@ -29,7 +29,7 @@ use std::rc::Rc;
 
 use filetime::FileTime;
 
-use super::Meter;
+use super::meter::Meter;
 use crate::{Error, Limits, Refusal};
 
 /// Longest symlink target accepted (Linux's `PATH_MAX`).

@@ -8,7 +8,7 @@ use tar::EntryType;
 use tracing::debug;
 
 use super::extract::{EntryMeta, Extracted, Extractor, lossy};
-use super::{Meter, Metered};
+use super::meter::{Meter, Metered};
 use crate::{Error, Limits, Refusal};
 
 /// Trailing bytes read after the end-of-archive blocks: the rest of the last tar record, and

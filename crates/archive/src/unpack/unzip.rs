@@ -14,7 +14,8 @@ use zip::ZipArchive;
 use zip::extra_fields::ExtraField;
 
 use super::extract::{EntryMeta, Extracted, Extractor};
-use super::{Meter, Metered, Staging};
+use super::meter::{Meter, Metered};
+use super::staging::Staging;
 use crate::{Error, Limits, Refusal, dostime};
 
 const S_IFMT: u32 = 0o170_000;

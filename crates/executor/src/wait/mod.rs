@@ -108,11 +108,18 @@ async fn wait_for_mains<R: ContainerRuntime, S>(
     terminate: impl Future<Output = Stop> + Send,
 ) -> Result<(), WaitError> {
     let (mains, runtime) = (&step.mains, step.runtime);
-    tracing::info!(containers = ?mains, "Waiting for main containers to complete");
+    tracing::info!(containers = %mains.join(", "), "Waiting for main containers to complete");
     let all_exited = futures::future::try_join_all(mains.iter().map(|name| async move {
         runtime.wait_started(name).await?;
         let status = runtime.wait_exited(name).await?;
-        tracing::info!(container = %name, exit_code = ?status.code, "Main container completed");
+        match status.code {
+            Some(code) => {
+                tracing::info!(container = %name, exit_code = code, "Main container completed")
+            }
+            None => {
+                tracing::info!(container = %name, exit_code = "unknown", "Main container completed")
+            }
+        }
         Ok::<_, argoexec_runtime::Error>(())
     }));
     let deadline = async {
@@ -143,7 +150,12 @@ async fn kill_all<R: ContainerRuntime>(runtime: &R, names: &[String], grace: Dur
             Ok(KillOutcome::Killed) => {
                 tracing::warn!(container = %name, ?grace, "Container outlived its grace: killed");
             }
-            Ok(outcome) => tracing::info!(container = %name, ?outcome, "Container stopped"),
+            Ok(KillOutcome::Terminated) => {
+                tracing::info!(container = %name, "Container stopped within its grace");
+            }
+            Ok(KillOutcome::AlreadyExited) => {
+                tracing::info!(container = %name, "Container had already exited");
+            }
             Err(err) => {
                 tracing::warn!(container = %name, error = %chain(&err), "Failed to kill container");
             }
@@ -166,7 +178,7 @@ async fn kill_sidecars<R: ContainerRuntime, S>(step: &Step<'_, R, S>) {
     if sidecars.is_empty() {
         return;
     }
-    tracing::info!(containers = ?sidecars, "Killing sidecars");
+    tracing::info!(containers = %sidecars.join(", "), "Killing sidecars");
     kill_all(step.runtime, &sidecars, step.options.grace).await;
 }
 

@@ -562,8 +562,12 @@ async fn wait(docker: &Docker, id: &str) -> Option<i32> {
         Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
             i32::try_from(code).ok()
         }
-        other => {
-            tracing::warn!(id, result = ?other.map(|r| r.map(|_| ())), "Waiting for a container failed");
+        Some(Err(err)) => {
+            tracing::warn!(id, error = %err, "Waiting for a container failed");
+            None
+        }
+        None => {
+            tracing::warn!(id, "Waiting for a container ended without its exit status");
             None
         }
     }

@@ -121,7 +121,7 @@ impl Pns {
                 what: "see other containers: process namespace sharing is not enabled on the pod",
             });
         }
-        tracing::debug!(proc_root = %options.proc_root.display(), own_container = ?options.own_container, "starting PNS discovery");
+        tracing::debug!(proc_root = %options.proc_root.display(), own_container = options.own_container.as_deref().unwrap_or("(none)"), "starting PNS discovery");
         let discovery = Discovery::start(
             options.proc_root,
             options.own_container,
@@ -169,7 +169,7 @@ impl Pns {
                 }
                 tracing::warn!(
                     container,
-                    exit_code = ?code,
+                    exit_code = code.map_or_else(|| "unknown".to_owned(), |c| c.to_string()),
                     "The container exited before it was seen: its files cannot be read"
                 );
                 Ok(Seen::Gone(code))

@@ -56,6 +56,17 @@ pub enum Protocol {
     V4,
 }
 
+impl fmt::Display for Protocol {
+    /// `v2`, `v3` or `v4`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::V2 => "v2",
+            Self::V3 => "v3",
+            Self::V4 => "v4",
+        })
+    }
+}
+
 /// Which source a template came from, for error messages and the protocol choice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceKind {
