@@ -13,6 +13,9 @@
 //! the folder of `T` for Argo's), sampled every 20 ms. Every load is checked byte for byte
 //! against the source; a failure anywhere fails the benchmark, a slow number never does.
 //!
+//! Over 700 lines on purpose: a benchmark reads best as one program, cases then measurement then
+//! report, with nothing of it shared by anything else.
+//!
 //! ```text
 //! cargo build --release -p argoexec-executor --example artifact_bench
 //! target/release/examples/artifact_bench --size 64MiB [--work DIR] [--runs N]

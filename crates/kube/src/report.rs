@@ -103,7 +103,7 @@ impl KubeReporter {
 
     /// Before main runs. v4: creates the task result, `report-outputs-completed: "false"`, so the
     /// controller waits for the outputs. Nothing for v2 and v3.
-    #[tracing::instrument(skip(self), fields(protocol = ?self.protocol))]
+    #[tracing::instrument(skip(self), fields(protocol = %self.protocol))]
     pub async fn start(&self) -> Result<(), Error> {
         if self.protocol == Protocol::V4 {
             self.upsert(&json!({})).await?;
@@ -112,7 +112,7 @@ impl KubeReporter {
     }
 
     /// Reports the outputs (and, v2, the error message).
-    #[tracing::instrument(skip_all, fields(protocol = ?self.protocol))]
+    #[tracing::instrument(skip_all, fields(protocol = %self.protocol))]
     pub async fn report_outputs(&self, report: &StepReport) -> Result<(), Error> {
         let outputs = serde_json::to_value(&report.outputs).unwrap_or_default();
         let has_outputs = outputs.as_object().is_some_and(|o| !o.is_empty());
