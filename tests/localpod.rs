@@ -350,7 +350,7 @@ fn fixture_v2_pod_reads_its_template_from_the_downward_api_file() {
     assert!(
         r.state("init", "combined")
             .contains("source=\"annotations file /argo/podmetadata/annotations\"")
-            || r.state("init", "combined").contains("protocol=V2"),
+            || r.state("init", "combined").contains("protocol=v2"),
         "{}",
         r.state("init", "combined")
     );

@@ -15,7 +15,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use argoexec_runtime::testdocker::{docker, engine_available, ensure_image};
+use argoexec_runtime::testdocker::{docker, engine_or_skip, ensure_image};
 use serde_json::Value;
 
 const IMAGE: &str = "argoexec-test/base:1";
@@ -31,13 +31,6 @@ fn present_or_skip(present: bool, why: &str) -> bool {
         eprintln!("SKIPPED: {why}");
     }
     present
-}
-
-fn engine_or_skip() -> bool {
-    present_or_skip(
-        engine_available(),
-        "no Docker Engine answers; run tests/docker-engine (tests/run does)",
-    )
 }
 
 fn fixture(name: &str) -> PathBuf {

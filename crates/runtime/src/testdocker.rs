@@ -17,6 +17,18 @@ const APPLETS: &[&str] = &[
     "dirname", "pwd", "uname",
 ];
 
+/// Whether the engine answers; when it does not, the test skips, loudly, or, with `CI` set, fails
+/// naming what is missing: a suite must not pass in CI for want of the engine it tests.
+pub fn engine_or_skip() -> bool {
+    if engine_available() {
+        return true;
+    }
+    let why = "no Docker Engine answers; run tests/docker-engine (tests/run does)";
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
 /// Whether the engine answers on its default socket (or `DOCKER_HOST`). Says why not on stderr.
 pub fn engine_available() -> bool {
     match docker(&["version", "--format", "{{.Server.APIVersion}}"]) {

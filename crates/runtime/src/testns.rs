@@ -153,7 +153,7 @@ impl Reports {
         Ok(Self { child, lines })
     }
 
-    /// The value of the next report named `key`, skipping others; waits at most `timeout`.
+    /// The value of the next report named `key`, passing over others; waits at most `timeout`.
     pub fn expect(&self, key: &str, timeout: Duration) -> io::Result<String> {
         let deadline = Instant::now() + timeout;
         loop {

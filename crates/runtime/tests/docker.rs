@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use argoexec_runtime::testdocker::{docker_ok, engine_available, ensure_image, remove_labelled};
+use argoexec_runtime::testdocker::{docker_ok, engine_or_skip, ensure_image, remove_labelled};
 use argoexec_runtime::testns::collect;
 use argoexec_runtime::{
     CONTAINER_NAME_LABEL, ContainerRuntime as _, Docker, DockerOptions, Error, ExitStatus,
@@ -26,10 +26,7 @@ struct Pod {
 impl Pod {
     /// A fresh pod with its sandbox running, or `None` (and a loud message) without an engine.
     fn new(name: &str) -> Option<Self> {
-        if !engine_available() {
-            eprintln!(
-                "SKIPPED: no Docker Engine answers; run tests/docker-engine (tests/run does)"
-            );
+        if !engine_or_skip() {
             return None;
         }
         ensure_image(IMAGE, &[]).unwrap();
