@@ -71,7 +71,8 @@ impl AnyDriver {
         secrets: &S,
         options: &StorageOptions,
     ) -> Result<(Self, String), Error> {
-        let _ = options;
+        // Without driver features (a build that only names the trait) neither is read.
+        let _ = (options, secrets);
         let kind = location.kind().ok_or(Error::Location {
             driver: "artifact",
             reason: "no location kind is set".into(),

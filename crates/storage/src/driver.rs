@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use k8s_openapi::api::core::v1::SecretKeySelector;
 
 use crate::retry::{Retryable, is_transient_io};
 
@@ -271,10 +270,11 @@ impl Secrets for MountedSecrets {
     }
 }
 
+#[cfg(any(feature = "http", feature = "azure", feature = "git"))]
 /// A secret holding text (a user name, a URL), trimmed as the S3 driver trims its keys.
 pub(crate) async fn text_secret<S: Secrets>(
     secrets: &S,
-    selector: &SecretKeySelector,
+    selector: &k8s_openapi::api::core::v1::SecretKeySelector,
 ) -> Result<String, Error> {
     let bytes = secrets.get(&selector.name, &selector.key).await?;
     String::from_utf8(bytes)
