@@ -49,7 +49,12 @@ pub(super) fn pod_log(
     drop(inner);
     let follow = query.get("follow").is_some_and(|v| v == "true");
     let timestamps = query.get("timestamps").is_some_and(|v| v == "true");
-    let since = match query.get("sinceTime").map(|t| t.parse::<jiff::Timestamp>()) {
+    // An empty (or `null`) sinceTime is the zero time, no filter, as apimachinery's
+    // `metav1.Time` reads a query parameter: Argo v3.3's k8sapi executor sends `sinceTime=`.
+    let since_param = query
+        .get("sinceTime")
+        .filter(|t| !t.is_empty() && t.as_str() != "null");
+    let since = match since_param.map(|t| t.parse::<jiff::Timestamp>()) {
         Some(Ok(since)) => Some(since),
         Some(Err(e)) => return status(400, &format!("sinceTime: invalid RFC 3339 time: {e}")),
         None => None,
