@@ -27,7 +27,10 @@ use serde_json::{Value, json};
 
 mod real;
 
-use real::{Triple, apply_rbac, create_pod, fast, get, rbac_documents, service_account, settle};
+use real::{
+    Triple, apply_rbac, create_pod, create_secret, fast, get, rbac_documents, service_account,
+    settle,
+};
 
 const TASK_RESULTS: [Triple; 2] = [
     ("argoproj.io", "workflowtaskresults", "create"),
@@ -283,15 +286,7 @@ async fn secrets_and_config_maps_through_the_api_name_what_is_missing() {
     };
     let secrets_get = ("", "secrets", "get");
     let (ns, kube) = namespace_with_role(oracle, "secrets", "v2.yaml", &[secrets_get]).await;
-    oracle.kubectl(&[
-        "-n",
-        &ns,
-        "create",
-        "secret",
-        "generic",
-        "s3-creds",
-        "--from-literal=accessKey=AKIA",
-    ]);
+    create_secret(oracle, &ns);
     oracle.kubectl(&[
         "-n",
         &ns,

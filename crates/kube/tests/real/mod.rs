@@ -163,3 +163,16 @@ pub(crate) fn create_pod(oracle: &Oracle, namespace: &str, name: &str) -> String
         .unwrap()
         .to_owned()
 }
+
+/// The secret `s3-creds` with `accessKey: AKIA`, made by the admin (the user, in real life).
+pub(crate) fn create_secret(oracle: &Oracle, namespace: &str) {
+    oracle.kubectl(&[
+        "-n",
+        namespace,
+        "create",
+        "secret",
+        "generic",
+        "s3-creds",
+        "--from-literal=accessKey=AKIA",
+    ]);
+}
