@@ -186,6 +186,24 @@ async fn v3_falls_back_to_the_annotation_on_the_real_servers_403() {
         .unwrap();
     let (_, written) = pod_annotations(oracle, &ns);
     assert_eq!(written, sent(outputs()));
+    // v4 has no fallback: the refusal of the first report, before main, is an error by name.
+    let names = Names {
+        workflow_uid: Some("wf-uid".into()),
+        ..names("pod-1", &uid)
+    };
+    let v4 = KubeReporter::new(
+        service_account(oracle, &ns).await,
+        Protocol::V4,
+        names,
+        fast(),
+    );
+    let err = v4.unwrap().start().await.unwrap_err();
+    assert_eq!(err.status(), Some(403), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("create workflowtaskresult {ns}/wf-123")),
+        "{err}"
+    );
 }
 
 /// A Workflow as the controller would have created it (the minimal CRD keeps any spec); its UID.
