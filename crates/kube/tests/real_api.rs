@@ -21,15 +21,14 @@ use argoexec_kube::{ApiSecrets, KubeReporter, Names, PodWatch, check_access};
 use argoexec_report::StepReport;
 use argoexec_storage::Secrets as _;
 use argoexec_template::{Outputs, Protocol};
-use argoexec_testsupport::oracle::Oracle;
+use argoexec_testsupport::oracle::{Oracle, container_state};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 mod real;
 
 use real::{
-    Triple, apply_rbac, create_pod, create_secret, fast, get, rbac_documents, service_account,
-    settle,
+    Triple, apply_rbac, create_pod, create_secret, fast, rbac_documents, service_account, settle,
 };
 
 const TASK_RESULTS: [Triple; 2] = [
@@ -79,7 +78,7 @@ fn names(pod: &str, pod_uid: &str) -> Names {
 
 /// The annotations of `pod-1`, and its outputs annotation parsed.
 fn pod_annotations(oracle: &Oracle, ns: &str) -> (Value, Value) {
-    let annotations = get(oracle, ns, "pod", "pod-1")["metadata"]["annotations"].clone();
+    let annotations = oracle.get_json(ns, "pod", "pod-1")["metadata"]["annotations"].clone();
     let outputs = annotations["workflows.argoproj.io/outputs"]
         .as_str()
         .unwrap();
@@ -93,7 +92,7 @@ async fn report_and_read_back(reporter: &KubeReporter, oracle: &Oracle, ns: &str
         .report_outputs(&step(outputs(), None))
         .await
         .unwrap();
-    let result = get(oracle, ns, "workflowtaskresult", "wf-123");
+    let result = oracle.get_json(ns, "workflowtaskresult", "wf-123");
     assert_eq!(
         result["outputs"],
         sent(outputs()),
@@ -158,7 +157,7 @@ async fn v3_creates_then_patches_a_task_result_the_real_schema_keeps_whole() {
         result["metadata"]["ownerReferences"],
         json!([{"apiVersion": "v1", "kind": "Pod", "name": "pod-1", "uid": uid}])
     );
-    let annotations = &get(oracle, &ns, "pod", "pod-1")["metadata"]["annotations"];
+    let annotations = &oracle.get_json(&ns, "pod", "pod-1")["metadata"]["annotations"];
     assert!(annotations.get("workflows.argoproj.io/outputs").is_none());
 }
 
@@ -214,7 +213,7 @@ fn create_workflow(oracle: &Oracle, ns: &str) -> String {
         "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}]}
     });
     oracle.apply(&workflow.to_string());
-    get(oracle, ns, "workflow", "wf")["metadata"]["uid"]
+    oracle.get_json(ns, "workflow", "wf")["metadata"]["uid"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -236,7 +235,7 @@ async fn v4_creates_the_result_incomplete_then_completes_it() {
     };
     let reporter = KubeReporter::new(kube, Protocol::V4, names, fast()).unwrap();
     reporter.start().await.unwrap();
-    let result = get(oracle, &ns, "workflowtaskresult", "wf-123");
+    let result = oracle.get_json(&ns, "workflowtaskresult", "wf-123");
     assert_eq!(
         result["metadata"]["labels"],
         json!({
@@ -290,7 +289,7 @@ async fn the_real_schema_refuses_what_argo_forbids() {
             "names the object: {text}"
         );
     }
-    let result = get(oracle, &ns, "workflowtaskresult", "wf-123");
+    let result = oracle.get_json(&ns, "workflowtaskresult", "wf-123");
     assert_eq!(
         result["metadata"]["labels"]["workflows.argoproj.io/report-outputs-completed"], "false",
         "a refused report does not complete the result"
@@ -407,24 +406,9 @@ async fn the_pod_watch_survives_a_restart_of_the_api_server() {
     let restart = started.elapsed();
     assert_ne!(oracle.apiserver_pid(), before, "a new API server process");
 
-    let terminated = json!({"status": {"containerStatuses": [{
-        "name": "main", "image": "busybox", "imageID": "", "ready": false, "restartCount": 0,
-        "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}
-    }]}});
     let patched = Instant::now();
-    oracle.kubectl(&[
-        "-n",
-        &ns,
-        "patch",
-        "pod",
-        "pod-1",
-        "--subresource",
-        "status",
-        "--type",
-        "merge",
-        "-p",
-        &terminated.to_string(),
-    ]);
+    let terminated = json!({"terminated": {"exitCode": 0, "reason": "Completed"}});
+    oracle.patch_pod_status(&ns, "pod-1", &container_state("main", terminated));
     let seen = tokio::time::timeout(Duration::from_secs(120), async {
         loop {
             let pod = rx.recv().await.expect("the watch never ends by itself");

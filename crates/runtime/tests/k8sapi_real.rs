@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use argoexec_kube::{Backoff, Kube};
 use argoexec_runtime::{ContainerRuntime as _, K8sApi};
-use argoexec_testsupport::oracle::Oracle;
+use argoexec_testsupport::oracle::{Oracle, container_state};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 
@@ -23,18 +23,8 @@ const POD: &str = "pod-1";
 /// no scheduler, no kubelet); the runtime as that service account, once the Role is in force.
 async fn setup(oracle: &Oracle, prefix: &str) -> (String, K8sApi, tempfile::TempDir) {
     let ns = oracle.namespace(prefix);
-    let role = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../manifests/rbac/k8sapi.yaml"
-    );
-    oracle.kubectl(&["-n", &ns, "apply", "-f", role]);
-    let pod = json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": POD, "namespace": ns},
-        "spec": {"restartPolicy": "Never", "containers": [
-            {"name": "wait", "image": "argoexec:test"},
-            {"name": "main", "image": "busybox"},
-            {"name": "sidecar", "image": "busybox"}]}});
-    oracle.apply(&pod.to_string());
+    oracle.apply_rbac_file(&ns, "k8sapi.yaml");
+    oracle.create_pod(&ns, POD, &["wait", "main", "sidecar"], &json!({}));
     let dir = tempfile::tempdir().unwrap();
     let token = oracle.service_account_token(&ns, "default");
     let path = oracle.kubeconfig_for(dir.path(), &token, &ns);
@@ -55,29 +45,13 @@ async fn setup(oracle: &Oracle, prefix: &str) -> (String, K8sApi, tempfile::Temp
     (ns, runtime, dir)
 }
 
-/// Patches the pod's status as the kubelet would (`--subresource status`).
+/// Patches the pod's status: main in `state`.
 fn set_status(oracle: &Oracle, ns: &str, status: Value) {
-    let patch = json!({"status": status}).to_string();
-    oracle.kubectl(&[
-        "-n",
-        ns,
-        "patch",
-        "pod",
-        POD,
-        "--subresource",
-        "status",
-        "--type",
-        "merge",
-        "-p",
-        &patch,
-    ]);
+    oracle.patch_pod_status(ns, POD, &status);
 }
 
 fn main_state(state: Value) -> Value {
-    json!({"containerStatuses": [{
-        "name": "main", "image": "busybox", "imageID": "", "ready": false, "restartCount": 0,
-        "state": state
-    }]})
+    container_state("main", state)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

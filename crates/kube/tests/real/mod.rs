@@ -140,28 +140,11 @@ pub(crate) async fn settle(kube: &Kube, triples: &[Triple], allowed: bool) {
     }
 }
 
-/// Runs `kubectl get KIND NAME -o json` in `namespace` as the admin.
-pub(crate) fn get(oracle: &Oracle, namespace: &str, kind: &str, name: &str) -> Value {
-    let text = oracle.kubectl(&["-n", namespace, "get", kind, name, "-o", "json"]);
-    serde_json::from_str(&text).unwrap()
-}
-
 /// Creates a pod (the admin, as the controller would) with containers `wait` and `main`; no
 /// kubelet runs, so it stays Pending. Returns its UID.
 pub(crate) fn create_pod(oracle: &Oracle, namespace: &str, name: &str) -> String {
-    let pod = serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace, "annotations": {"kept": "yes"}},
-        "spec": {"containers": [
-            {"name": "wait", "image": "argoexec:test"},
-            {"name": "main", "image": "busybox"}
-        ]}
-    });
-    oracle.apply(&pod.to_string());
-    get(oracle, namespace, "pod", name)["metadata"]["uid"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    let annotations = serde_json::json!({"kept": "yes"});
+    oracle.create_pod(namespace, name, &["wait", "main"], &annotations)
 }
 
 /// The secret `s3-creds` with `accessKey: AKIA`, made by the admin (the user, in real life).
