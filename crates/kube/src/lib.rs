@@ -32,7 +32,7 @@ mod report;
 mod retry;
 mod secrets;
 
-pub use access::{Access, check_access, required_access};
+pub use access::{Access, check_access, check_access_for, required_access, runtime_access};
 pub use client::{Kube, connect};
 pub use container::ContainerLog;
 pub use error::Error;

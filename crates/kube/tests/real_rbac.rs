@@ -2,12 +2,13 @@
 //! (kube-apiserver v1.37.2, `tests/oracle/cluster`). Each Role is applied into a fresh namespace,
 //! bound to its service account `default`, and then, with that account's token:
 //!
-//! - the start-up check ([`check_access`]) passes for the Role's protocols, and every call the
+//! - the start-up check ([`check_access_for`], reporting and the runtime) passes for the Role's protocols, and every call the
 //!   runtime makes (the table of `tests/rbac_needs.rs`) gets through the authorizer;
 //! - the authorizer's answers over every verb on every resource the tables name are exactly the
 //!   table, so the hand-written table cannot drift from reality;
 //! - without any one of its verbs, that call is refused by the server, and the start-up check
-//!   refuses too, naming the verb and resource, where it checks that permission at all.
+//!   refuses too, naming the verb and resource, where it checks that permission at all (the
+//!   printed table says where it does not).
 //!
 //! No kubelet runs: `pods/exec` passes the authorizer and then fails for want of a node (that is
 //! what "allowed" means for it here), `pods/log` of a pod on no node is empty, and `nodes/proxy` is what the kubelet asks
@@ -18,7 +19,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use argoexec_kube::{ApiSecrets, Kube, KubeReporter, Names, PodWatch, check_access};
+use argoexec_config::RuntimeKind;
+use argoexec_kube::{
+    ApiSecrets, Kube, KubeReporter, Names, PodWatch, check_access_for, runtime_access,
+};
 use argoexec_report::StepReport;
 use argoexec_storage::Secrets as _;
 use argoexec_template::Protocol;
@@ -44,6 +48,35 @@ const FILES: [&str; 6] = [
     "pns.yaml",
     "v2.yaml",
 ];
+
+/// The runtime a Role is written for; the v2 Role serves every runtime, k8sapi's calls included.
+fn runtime(file: &str) -> RuntimeKind {
+    match file {
+        "docker.yaml" => RuntimeKind::Docker,
+        "emissary.yaml" => RuntimeKind::Emissary,
+        "kubelet.yaml" => RuntimeKind::Kubelet,
+        "pns.yaml" => RuntimeKind::Pns,
+        _ => RuntimeKind::K8sApi,
+    }
+}
+
+/// The runtime wait runs for a pod of `protocol` with the Role of `file`: v4 pods have only the
+/// emissary (as `argoexec_config::Config::runtime_for`).
+fn runtime_of(protocol: Protocol, file: &str) -> RuntimeKind {
+    match protocol {
+        Protocol::V4 => RuntimeKind::Emissary,
+        _ => runtime(file),
+    }
+}
+
+/// The start-up check wait makes for a pod of `protocol` with the Role of `file`.
+async fn startup_check(
+    kube: &Kube,
+    protocol: Protocol,
+    file: &str,
+) -> Result<(), argoexec_kube::Error> {
+    check_access_for(kube, protocol, &runtime_access(runtime_of(protocol, file))).await
+}
 
 /// The protocols a Role serves: v2 pods, or v3 and v4 pods for the runtimes' Roles.
 fn protocols(file: &str) -> &'static [Protocol] {
@@ -213,7 +246,7 @@ async fn each_role_allows_exactly_its_table_and_every_call_gets_through() {
     for file in FILES {
         let kube = setup(oracle, file, &rbac_documents(file), needs(file), &[]).await;
         for &protocol in protocols(file) {
-            check_access(&kube, protocol)
+            startup_check(&kube, protocol, file)
                 .await
                 .unwrap_or_else(|e| panic!("{file}: start-up check for {protocol}: {e}"));
         }
@@ -279,16 +312,15 @@ fn without(documents: &[Value], (group, resource, verb): Triple) -> Vec<Value> {
     documents
 }
 
-/// Whether the start-up check of `protocol` asks for `triple` (in its first alternative, the one
-/// every Role here is written for).
-fn startup_checks(protocol: Protocol, (group, resource, verb): Triple) -> bool {
-    argoexec_kube::required_access(protocol)
-        .first()
-        .is_some_and(|first| {
-            first
-                .iter()
-                .any(|a| (a.group, a.resource, a.verb) == (group, resource, verb))
-        })
+/// Whether the start-up check of `protocol` with the runtime of `file` asks for `triple` (for
+/// reporting, in its first alternative: the one every Role here is written for).
+fn startup_checks(protocol: Protocol, file: &str, triple: Triple) -> bool {
+    let reporting = argoexec_kube::required_access(protocol);
+    let first = reporting.first().cloned().unwrap_or_default();
+    first
+        .into_iter()
+        .chain(runtime_access(runtime_of(protocol, file)))
+        .any(|a| (a.group, a.resource, a.verb) == triple)
 }
 
 /// Each Role without each of its verbs in turn: the real server refuses that call, and the
@@ -325,7 +357,7 @@ async fn without_any_one_verb_the_server_refuses_and_the_startup_check_names_it(
             );
             let mut startup = Vec::new();
             for &protocol in protocols(file) {
-                match check_access(&kube, protocol).await {
+                match startup_check(&kube, protocol, file).await {
                     Err(e) => {
                         let text = e.to_string();
                         let named = qualified(group, resource);
@@ -337,7 +369,7 @@ async fn without_any_one_verb_the_server_refuses_and_the_startup_check_names_it(
                     }
                     Ok(()) => {
                         assert!(
-                            !startup_checks(protocol, removed),
+                            !startup_checks(protocol, file, removed),
                             "{file} without {verb} {resource}: {protocol}'s check passed"
                         );
                         startup.push(format!("{protocol} passes (not checked)"));
