@@ -14,6 +14,10 @@ use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+mod rbac_needs;
+
+use rbac_needs::needs;
+
 fn manifests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../manifests")
 }
@@ -160,42 +164,6 @@ fn controller_configuration_names_our_image_and_a_runtime_we_implement() {
 
 fn yaml(what: &str, text: &str) -> Value {
     serde_yaml_ng::from_str(text).unwrap_or_else(|e| panic!("{what}: embedded YAML: {e}"))
-}
-
-/// What each runtime calls on the API server: (API group, resource, verb).
-fn needs(file: &str) -> &'static [(&'static str, &'static str, &'static str)] {
-    const TASK_RESULTS: [(&str, &str, &str); 2] = [
-        ("argoproj.io", "workflowtaskresults", "create"),
-        ("argoproj.io", "workflowtaskresults", "patch"),
-    ];
-    match file {
-        "emissary.yaml" | "docker.yaml" => &TASK_RESULTS,
-        "pns.yaml" => &[
-            TASK_RESULTS[0],
-            TASK_RESULTS[1],
-            ("", "pods", "get"),
-            ("", "pods", "watch"),
-            ("", "pods/log", "get"),
-        ],
-        "k8sapi.yaml" => &[
-            TASK_RESULTS[0],
-            TASK_RESULTS[1],
-            ("", "pods", "get"),
-            ("", "pods", "watch"),
-            ("", "pods/exec", "create"),
-            ("", "pods/log", "get"),
-        ],
-        "kubelet.yaml" => &[TASK_RESULTS[0], TASK_RESULTS[1], ("", "nodes/proxy", "get")],
-        "v2.yaml" => &[
-            ("", "pods", "get"),
-            ("", "pods", "watch"),
-            ("", "pods", "patch"),
-            ("", "pods/log", "get"),
-            ("", "secrets", "get"),
-            ("", "pods/exec", "create"),
-        ],
-        other => panic!("manifests/rbac/{other}: which runtime is it for?"),
-    }
 }
 
 fn grants(rules: &[PolicyRule], group: &str, resource: &str, verb: &str) -> bool {

@@ -231,7 +231,8 @@ async fn reporter_for(
     let kube = argoexec_kube::connect(&config.flags.kube)
         .await
         .context("connect to the Kubernetes API to report outputs")?;
-    argoexec_kube::check_access(&kube, protocol).await?;
+    let runtime = argoexec_kube::runtime_access(config.runtime_for(protocol));
+    argoexec_kube::check_access_for(&kube, protocol, &runtime).await?;
     let id = &config.identity;
     let names = Names {
         pod: config.pod_name()?.to_owned(),

@@ -10,8 +10,9 @@
 //!   exponential backoff within a time budget. It implements [`argoexec_report::Reporter`].
 //! - [`check_access`] asks the API server (SelfSubjectAccessReview) whether the service account
 //!   may do what the reporter needs, so wait fails at start-up naming the verb and resource.
-//! - [`PodWatch`] follows the executor's own pod with a watch (never polling), re-listing after a
-//!   dropped stream or an expired resourceVersion.
+//! - [`PodWatch`] follows the executor's own pod with a watch (never polling, never listing: the
+//!   Roles grant `get` and `watch`), resumed after a dropped stream, started afresh from the
+//!   pod's current state after an expired resourceVersion.
 //! - [`Kube::exec`] and [`Kube::container_log`]: `pods/exec` and `pods/log` of a container.
 //! - [`KubeletClient`]: the node's kubelet over HTTPS (`/pods`, `/containerLogs`, `/exec`).
 //! - [`ApiSecrets`] reads credentials through the API (v2 pods); [`AnySecrets`] chooses between
@@ -31,7 +32,7 @@ mod report;
 mod retry;
 mod secrets;
 
-pub use access::{Access, check_access, required_access};
+pub use access::{Access, check_access, check_access_for, required_access, runtime_access};
 pub use client::{Kube, connect};
 pub use container::ContainerLog;
 pub use error::Error;

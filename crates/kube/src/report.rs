@@ -102,11 +102,14 @@ impl KubeReporter {
     }
 
     /// Before main runs. v4: creates the task result, `report-outputs-completed: "false"`, so the
-    /// controller waits for the outputs. Nothing for v2 and v3.
+    /// controller waits for the outputs; a refusal (403) is an error, as any other. Nothing for v2
+    /// and v3.
     #[tracing::instrument(skip(self), fields(protocol = %self.protocol))]
     pub async fn start(&self) -> Result<(), Error> {
-        if self.protocol == Protocol::V4 {
-            self.upsert(&json!({})).await?;
+        if self.protocol == Protocol::V4
+            && let Upserted::Forbidden(error) = self.upsert(&json!({})).await?
+        {
+            return Err(error);
         }
         Ok(())
     }

@@ -248,6 +248,59 @@ impl Oracle {
         self.kubectl_stdin(&["apply", "-f", "-"], Some(manifest));
     }
 
+    /// `kubectl get KIND NAME -o json` in `namespace`, as the admin.
+    pub fn get_json(&self, namespace: &str, kind: &str, name: &str) -> serde_json::Value {
+        let text = self.kubectl(&["-n", namespace, "get", kind, name, "-o", "json"]);
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Applies `manifests/rbac/FILE` (a Role and its RoleBinding for the service account
+    /// `default`) into `namespace`.
+    pub fn apply_rbac_file(&self, namespace: &str, file: &str) {
+        let path = root().join("manifests/rbac").join(file);
+        self.kubectl(&["-n", namespace, "apply", "-f", &path.to_string_lossy()]);
+    }
+
+    /// Creates pod `name` in `namespace` with `containers` (`wait` first, as Argo's pods; images
+    /// never pulled: no kubelet runs, the pod stays Pending) and `annotations`; returns its UID.
+    pub fn create_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        containers: &[&str],
+        annotations: &serde_json::Value,
+    ) -> String {
+        let containers: Vec<_> = containers
+            .iter()
+            .map(|c| serde_json::json!({"name": c, "image": "busybox"}))
+            .collect();
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+            "spec": {"restartPolicy": "Never", "containers": containers}});
+        self.apply(&pod.to_string());
+        let uid = &self.get_json(namespace, "pod", name)["metadata"]["uid"];
+        uid.as_str().unwrap().to_owned()
+    }
+
+    /// Merge-patches the status of pod `name` as its kubelet would (`--subresource status`): the
+    /// suites play the kubelet, none runs.
+    pub fn patch_pod_status(&self, namespace: &str, name: &str, status: &serde_json::Value) {
+        let patch = serde_json::json!({ "status": status }).to_string();
+        self.kubectl(&[
+            "-n",
+            namespace,
+            "patch",
+            "pod",
+            name,
+            "--subresource",
+            "status",
+            "--type",
+            "merge",
+            "-p",
+            &patch,
+        ]);
+    }
+
     /// A fresh namespace named `prefix-N` (unique in this cluster) with a service account
     /// `default`; returns its name.
     pub fn namespace(&self, prefix: &str) -> String {
@@ -357,6 +410,15 @@ fn signal(pid: u32, name: &str) {
         .arg(format!("-{name}"))
         .arg(pid.to_string())
         .status();
+}
+
+/// A pod status in which container `name` (image busybox) is in `state` (`{"running": {}}`,
+/// `{"terminated": {"exitCode": 0}}`), for [`Oracle::patch_pod_status`].
+pub fn container_state(name: &str, state: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"containerStatuses": [{
+        "name": name, "image": "busybox", "imageID": "", "ready": false, "restartCount": 0,
+        "state": state
+    }]})
 }
 
 /// `KEY=VALUE` lines.
