@@ -143,6 +143,12 @@ pub(crate) struct RunArgs {
     /// verb, status, path)
     #[arg(long, value_name = "FILE", requires = "api")]
     pub(crate) api_log: Option<PathBuf>,
+    /// Run the pod's executor containers (init, wait, and the emissary init copies into
+    /// /var/run/argo) with this executor binary instead of this one, e.g. Argo's own argoexec
+    /// (static: it runs on this machine's filesystem); the pod's machinery stays this binary.
+    /// Argo's executor always talks to Kubernetes: add --api
+    #[arg(long, value_name = "PATH")]
+    pub(crate) executor_binary: Option<PathBuf>,
 }
 
 /// `--output` of `argoexec run`.
@@ -243,12 +249,26 @@ fn run_local(pod: &argoexec_pod::StepPod, args: &RunArgs) -> Result<ExitCode, Fa
             (temp.path().to_owned(), Some(temp))
         }
     };
+    let executor_binary = args
+        .executor_binary
+        .as_deref()
+        .map(executable_file)
+        .transpose()?;
+    if executor_binary.is_some() && args.backend != Backend::Namespaces {
+        return Err(anyhow::anyhow!(
+            "--executor-binary runs the pod out of Linux namespaces: it cannot be combined with \
+             --backend {}",
+            flag_value(args.backend)
+        )
+        .into());
+    }
     let options = argoexec_localpod::RunOptions {
         secrets: args.secrets.clone(),
         configmaps: args.configmaps.clone(),
         artifact_repo: args.artifact_repo.clone(),
         workdir: workdir.clone(),
         exe: std::env::current_exe().context("locate this binary")?,
+        executor_binary,
         linger: args.linger,
         echo: !args.quiet,
         runtime: match (args.runtime, args.api) {
@@ -315,6 +335,20 @@ fn run_local(pod: &argoexec_pod::StepPod, args: &RunArgs) -> Result<ExitCode, Fa
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `--executor-binary PATH`, absolute, once it is known to be an executable file.
+fn executable_file(path: &std::path::Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("--executor-binary {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("--executor-binary {}: not a file", path.display());
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        anyhow::bail!("--executor-binary {}: not executable", path.display());
+    }
+    std::fs::canonicalize(path).with_context(|| format!("--executor-binary {}", path.display()))
 }
 
 #[cfg(test)]

@@ -351,10 +351,23 @@ fn container_spec(
         message,
     };
     let Prepared {
-        env,
-        argv,
+        mut env,
+        mut argv,
         executor,
     } = prepare(c, role, info, keyed, dirs)?;
+    // Init and wait run another executor when asked; what they copy for the emissary is theirs.
+    let other_executor = options.executor_binary.clone().filter(|_| executor);
+    if other_executor.is_some()
+        && let Some(program) = argv.first_mut()
+    {
+        *program = shim::EXECUTOR_IN_CONTAINER.into();
+        // Argo's emissary copies the `argoexec` its PATH finds (in the image, itself).
+        let dir = shim::EXECUTOR_DIR_IN_CONTAINER;
+        match env.iter_mut().rev().find(|(name, _)| name == "PATH") {
+            Some((_, path)) => *path = format!("{dir}:{path}"),
+            None => env.push(("PATH".into(), dir.into())),
+        }
+    }
     if c.command.as_ref().is_none_or(Vec::is_empty) && !executor {
         return Err(fail(
             "no command: images are not pulled, so the entrypoint of the image is unknown; \
@@ -403,6 +416,7 @@ fn container_spec(
         hostname: info.name.clone(),
         rootfs,
         exe: options.exe.clone(),
+        executor: other_executor,
         argv,
         env,
         working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),

@@ -34,6 +34,10 @@ pub struct RunOptions {
     pub workdir: PathBuf,
     /// This binary, run for the pause process, the shims and Argo's executor containers.
     pub exe: PathBuf,
+    /// Another executor binary for init and wait (and, through init, the emissary), e.g. Argo's
+    /// own: the pause process, shims and trampoline stay [`Self::exe`]. A static binary: it runs
+    /// on this machine's filesystem.
+    pub executor_binary: Option<PathBuf>,
     /// How long sidecars may outlive the wait and main containers before they are killed.
     pub linger: Duration,
     /// Echo each container's output on stderr, lines prefixed with `[container]`.
