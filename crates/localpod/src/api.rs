@@ -374,18 +374,24 @@ impl PodApi {
         let annotated = annotations[ANNOTATION_OUTPUTS]
             .as_str()
             .and_then(|text| serde_json::from_str::<Value>(text).ok());
-        let from_result = match step.protocol {
+        let task_result = match step.protocol {
             Protocol::V2 => None,
-            Protocol::V3 | Protocol::V4 => self
-                .server
-                .get("workflowtaskresults", &self.namespace, &node_id(step))
-                .and_then(|result| result.get("outputs").cloned()),
+            Protocol::V3 | Protocol::V4 => {
+                self.server
+                    .get("workflowtaskresults", &self.namespace, &node_id(step))
+            }
         };
+        let from_result = task_result
+            .as_ref()
+            .and_then(|result| result.get("outputs").cloned());
         let outputs = from_result.or(annotated).unwrap_or_else(|| json!({}));
         let message = annotations[ANNOTATION_NODE_MESSAGE]
             .as_str()
             .or(wait.termination_message.as_deref());
         let mut report = json!({ "outputs": outputs });
+        if let Some(result) = task_result {
+            report[crate::report::TASK_RESULT_KEY] = result;
+        }
         if let Some(message) = message {
             report["message"] = json!(message);
         }

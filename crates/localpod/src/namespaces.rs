@@ -375,7 +375,7 @@ fn container_spec(
                 .into(),
         ));
     }
-    let mut mounts = volumes::mounts(c, volumes, &env)?;
+    let mut mounts = volumes::mounts(c, volumes, &env, false)?;
     if executor {
         // init and wait reach the state directory, the report file and the local repository at
         // their paths on this machine.

@@ -340,6 +340,7 @@ pub(crate) fn step_with_repository(step: &StepPod, options: &RunOptions) -> Resu
             pod: &info.name,
         };
         let location = repo::load(path, &names)?;
+        repo::mount_location_secrets(&mut step.pod, &location);
         set_archive_location(&mut step, location)?;
     }
     Ok(step)

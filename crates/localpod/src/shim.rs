@@ -384,6 +384,11 @@ fn pivot(root: &Path) -> Result<(), Error> {
 fn bind_volume(m: &BindMount) -> Result<(), Error> {
     let source = Path::new(OLD_ROOT).join(m.source.strip_prefix("/").unwrap_or(&m.source));
     let target = Path::new(&m.target);
+    if !source.exists() {
+        // A subPath the volume does not have yet: kubelet creates it as a directory when the
+        // container starts (not before, or an init container would find it there).
+        std::fs::create_dir_all(&source).map_err(Error::io("create subPath", &m.source))?;
+    }
     let is_dir = std::fs::metadata(&source)
         .map_err(Error::io("stat volume source", &m.source))?
         .is_dir();
