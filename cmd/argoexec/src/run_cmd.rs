@@ -381,4 +381,27 @@ mod tests {
         assert!(Cli::try_parse_from(unknown).is_err());
         assert!(Cli::try_parse_from(["argoexec", "run", "--pod", "p", "--api-log", "l"]).is_err());
     }
+
+    #[test]
+    fn executor_binary_must_be_an_executable_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let missing = executable_file(&dir.path().join("nope")).unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("--executor-binary"),
+            "{missing:#}"
+        );
+        let not_file = executable_file(dir.path()).unwrap_err();
+        assert!(not_file.to_string().ends_with("not a file"), "{not_file}");
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let not_exec = executable_file(&plain).unwrap_err();
+        assert!(
+            not_exec.to_string().ends_with("not executable"),
+            "{not_exec}"
+        );
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(executable_file(&plain).unwrap().is_absolute());
+    }
 }
