@@ -19,6 +19,7 @@ use std::process::Command;
 use argoexec_testsupport::oracle::oracle_bin;
 use argoexec_testsupport::pods::{fixture, is_root};
 use argoexec_testsupport::s3s::{self, S3Server};
+use argoexec_testsupport::{gitrepos, nginx};
 
 /// The bucket of the runs' artifact repository.
 const BUCKET: &str = "artifacts";
@@ -142,9 +143,14 @@ struct Ran {
     stderr: String,
 }
 
-/// Runs `name` with Argo's executor and with ours, prints the table, and fails on a difference
-/// that is not deliberate.
+/// Runs the fixture `name` with Argo's executor and with ours, prints the table, and fails on a
+/// difference that is not deliberate.
 fn differential(name: &str, seed: Seed, extra: &[&str]) {
+    differential_pod(name, &fixture(name), seed, extra);
+}
+
+/// [`differential`] for the pod at `pod`, reported as the fixture `name`.
+fn differential_pod(name: &str, pod: &Path, seed: Seed, extra: &[&str]) {
     // Before anything else: a missing binary fails, naming its build command.
     let Some(argo) = oracle_bin("argoexec") else {
         return;
@@ -153,7 +159,7 @@ fn differential(name: &str, seed: Seed, extra: &[&str]) {
         return;
     }
     let setup = Setup::new(seed);
-    let pod = fixture(name);
+    let pod = pod.to_owned();
     let theirs = setup.run(&pod, "argo", Some(&argo), extra);
     let ours = setup.run(&pod, "ours", None, extra);
     let rows = compare::compare(name, &theirs.fields, &ours.fields);
@@ -231,4 +237,44 @@ fn container_set_with_dependencies() {
 #[test]
 fn input_artifacts_from_s3_and_raw() {
     differential("v4-input-artifacts.yaml", s3_inputs, &[]);
+}
+
+#[test]
+fn script_result_over_256_kib() {
+    differential("v4-large-result.yaml", no_inputs, &[]);
+}
+
+#[test]
+fn input_artifacts_over_http_and_from_git() {
+    let name = "v4-input-http-git.yaml";
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("page.txt"), "page over http\n").unwrap();
+    let program = nginx::find().expect("nginx is missing: run tests/setup");
+    let root = site.display().to_string();
+    let (mut child, http_port) = nginx::start(
+        &program,
+        &dir.path().join("nginx"),
+        |_| format!("location / {{ root {root}; }}"),
+        |port| nginx::answers(port, "/page.txt", "page over http"),
+    );
+    let repos = gitrepos::Fixture::new().expect("git is missing: run tests/setup");
+    let daemon = gitrepos::GitDaemon::start(&repos.root).expect("git daemon");
+    let git_port = daemon
+        .url("")
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_owned();
+    let text = std::fs::read_to_string(fixture(name))
+        .unwrap()
+        .replace("HTTP_PORT", &http_port.to_string())
+        .replace("GIT_PORT", &git_port);
+    let pod = dir.path().join(name);
+    std::fs::write(&pod, text).unwrap();
+    differential_pod(name, &pod, no_inputs, &[]);
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -40,6 +40,27 @@ pub(crate) const DELIBERATE: &[Deliberate] = &[
          itself does for a path on a volume (zipme/z.txt). The files and contents are the same",
     ),
     (
+        "v4-large-result.yaml",
+        "outputs.result",
+        "a script result over 256 KiB: Argo keeps only its last 256 KiB (silently losing the \
+         start); ours saves no result and fails the step saying so",
+    ),
+    (
+        "v4-large-result.yaml",
+        "phase",
+        "the refused result (see outputs.result) is wait's error: Error, where Argo succeeds",
+    ),
+    (
+        "v4-large-result.yaml",
+        "exit code of wait",
+        "the refused result (see outputs.result) makes wait exit 64",
+    ),
+    (
+        "v4-large-result.yaml",
+        "message",
+        "the refused result (see outputs.result) is the step's message",
+    ),
+    (
         "v4-missing-artifact.yaml",
         "message",
         "both fail the step (Error, wait exit 64); ours names the artifact and the path in main, \
