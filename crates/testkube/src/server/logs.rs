@@ -49,7 +49,9 @@ pub(super) fn pod_log(
     drop(inner);
     let follow = query.get("follow").is_some_and(|v| v == "true");
     let timestamps = query.get("timestamps").is_some_and(|v| v == "true");
-    let since = match query.get("sinceTime").map(|t| t.parse::<jiff::Timestamp>()) {
+    // An empty sinceTime is no sinceTime, as the API server reads it (Argo 3.3 sends `sinceTime=`).
+    let since_time = query.get("sinceTime").filter(|t| !t.is_empty());
+    let since = match since_time.map(|t| t.parse::<jiff::Timestamp>()) {
         Some(Ok(since)) => Some(since),
         Some(Err(e)) => return status(400, &format!("sinceTime: invalid RFC 3339 time: {e}")),
         None => None,
