@@ -63,10 +63,11 @@ impl Failure {
         if self.error.downcast_ref::<NotImplemented>().is_some() {
             return EXIT_EXECUTOR_ERROR;
         }
-        // Argo 4's wait exits 0 when the step's deadline passed and nothing else failed: its
-        // deadline monitor writes the message to the termination log and kills main, and the step
-        // fails through main's exit code (seen against Argo v4.0.5 by tests/differential.rs).
-        if self.protocol == Some(Protocol::V4)
+        // Argo 3's and 4's wait exits 0 when the step's deadline passed and nothing else failed:
+        // its deadline monitor writes the message to the termination log and kills main, and the
+        // step fails through main's exit code (seen against Argo v3.3.8 and v4.0.5 by
+        // tests/differential.rs).
+        if matches!(self.protocol, Some(Protocol::V3 | Protocol::V4))
             && matches!(
                 self.error.downcast_ref::<argoexec_executor::WaitError>(),
                 Some(argoexec_executor::WaitError::Deadline)

@@ -369,13 +369,13 @@ impl RunWith<'_> {
     }
 }
 
-/// Logs every error after the first, and makes the first the command's. Under v4 a passed
-/// deadline gives way to any other error: Argo 4's deadline monitor only writes its message and
+/// Logs every error after the first, and makes the first the command's. Under v3 and v4 a passed
+/// deadline gives way to any other error: Argo's deadline monitor only writes its message and
 /// kills main, so wait fails only for the rest (and then with that error's message).
 fn finish(outcome: WaitOutcome, protocol: Protocol) -> anyhow::Result<ExitCode> {
     let WaitOutcome { report, mut errors } = outcome;
     log_outputs(&report);
-    if protocol == Protocol::V4
+    if protocol != Protocol::V2
         && errors.len() > 1
         && matches!(errors.first(), Some(WaitError::Deadline))
     {

@@ -152,7 +152,7 @@ impl Opened {
     }
 }
 
-/// The location reduced to its kind and key: how Argo 4 reports an artifact that had no key of
+/// The location reduced to its kind and key: how Argo 3 and 4 report an artifact that had no key of
 /// its own (`SetType` then `SetKey`), the controller completing it from the archive location.
 /// `None` when the location has no key.
 pub(crate) fn key_only(location: &ArtifactLocation) -> Option<ArtifactLocation> {

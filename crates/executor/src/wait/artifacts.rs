@@ -110,10 +110,10 @@ async fn save_artifact<R: ContainerRuntime, S: Secrets>(
         }
         None => tracing::info!(artifact = %name, key, "Successfully saved artifact directory"),
     }
-    // Argo 4 reports an artifact that had no key of its own by kind and key only.
+    // Argo 3 and 4 report an artifact that had no key of its own by kind and key only.
     let had_key = artifact.location.key().is_some();
     store.record(artifact, digest);
-    if step.options.protocol == Protocol::V4 && !had_key {
+    if step.options.protocol != Protocol::V2 && !had_key {
         reduce_to_key(&mut artifact.location);
     }
     Ok(true)
@@ -164,7 +164,7 @@ pub(super) async fn save_logs<R: ContainerRuntime, S: Secrets>(
                     ..Artifact::default()
                 };
                 store.record(&mut artifact, digest);
-                if step.options.protocol == Protocol::V4 {
+                if step.options.protocol != Protocol::V2 {
                     reduce_to_key(&mut artifact.location);
                 }
                 saved.push(artifact);
@@ -191,7 +191,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_archive_location_artifact_is_reported_by_kind_and_key_as_argo_4_does() {
+    fn an_archive_location_artifact_is_reported_by_kind_and_key_as_argo_3_and_4_do() {
         let mut location: ArtifactLocation = serde_json::from_value(serde_json::json!({
             "s3": {"bucket": "b", "endpoint": "e:9000", "key": "wf/pod/a.tgz",
                 "accessKeySecret": {"name": "s", "key": "ak"}}
