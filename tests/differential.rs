@@ -146,13 +146,19 @@ struct Ran {
 /// Runs the fixture `name` with Argo's executor and with ours, prints the table, and fails on a
 /// difference that is not deliberate.
 fn differential(name: &str, seed: Seed, extra: &[&str]) {
-    differential_pod(name, &fixture(name), seed, extra);
+    differential_pod(ARGO_V4, name, &fixture(name), seed, extra);
 }
 
-/// [`differential`] for the pod at `pod`, reported as the fixture `name`.
-fn differential_pod(name: &str, pod: &Path, seed: Seed, extra: &[&str]) {
+/// Argo v4's executor, for v4 (emissary) pods.
+const ARGO_V4: &str = "argoexec";
+/// Argo v3.3's executor, for v3 pods under `run --api` (k8sapi: pod watch, exec, logs).
+const ARGO_V3: &str = "argoexec-v3.3.8";
+
+/// [`differential`] for the pod at `pod`, reported as the fixture `name`, with the oracle's
+/// executor `binary`.
+fn differential_pod(binary: &str, name: &str, pod: &Path, seed: Seed, extra: &[&str]) {
     // Before anything else: a missing binary fails, naming its build command.
-    let Some(argo) = oracle_bin("argoexec") else {
+    let Some(argo) = oracle_bin(binary) else {
         return;
     };
     if !is_root() {
@@ -274,7 +280,32 @@ fn input_artifacts_over_http_and_from_git() {
         .replace("GIT_PORT", &git_port);
     let pod = dir.path().join(name);
     std::fs::write(&pod, text).unwrap();
-    differential_pod(name, &pod, no_inputs, &[]);
+    differential_pod(ARGO_V4, name, &pod, no_inputs, &[]);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A v3 pod under `run --api` (k8sapi) with Argo v3.3.8's executor and with ours.
+fn differential_v3(name: &str, extra: &[&str]) {
+    differential_pod(ARGO_V3, name, &fixture(name), no_inputs, extra);
+}
+
+#[test]
+fn v3_k8sapi_outputs_on_a_volume() {
+    differential_v3("output-volume.yaml", &[]);
+}
+
+#[test]
+fn v3_k8sapi_script_result() {
+    differential_v3("hello-world-result.yaml", &[]);
+}
+
+#[test]
+fn v3_k8sapi_failing_main() {
+    differential_v3("failing-main.yaml", &[]);
+}
+
+#[test]
+fn v3_k8sapi_deadline() {
+    differential_v3("deadline-exceeded.yaml", &[]);
 }

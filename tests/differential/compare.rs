@@ -11,6 +11,11 @@ use serde_json::Value;
 /// A deliberate difference: `(fixture or "*", field, why)`. Every other difference fails.
 pub(crate) type Deliberate = (&'static str, &'static str, &'static str);
 
+/// Why a v3 task result's owner differs.
+const V3_OWNER_KIND: &str = "a v3 task result is owned by the pod: ours names its kind Pod, as \
+     the API has it; Argo v3.3.8 writes the resource's name, pods (v4 results are owned by the \
+     Workflow, alike in both)";
+
 /// The differences between Argo's executor (v4.0.5) and ours that are on purpose.
 pub(crate) const DELIBERATE: &[Deliberate] = &[
     (
@@ -38,6 +43,26 @@ pub(crate) const DELIBERATE: &[Deliberate] = &[
         "Argo zips a base-image path from the directory it untarred the emissary's tarball into, \
          named after the artifact (zipped/z.txt); ours names the root after the path, as Argo \
          itself does for a path on a volume (zipme/z.txt). The files and contents are the same",
+    ),
+    (
+        "output-volume.yaml",
+        "taskResult metadata.ownerReferences",
+        V3_OWNER_KIND,
+    ),
+    (
+        "hello-world-result.yaml",
+        "taskResult metadata.ownerReferences",
+        V3_OWNER_KIND,
+    ),
+    (
+        "failing-main.yaml",
+        "taskResult metadata.ownerReferences",
+        V3_OWNER_KIND,
+    ),
+    (
+        "deadline-exceeded.yaml",
+        "taskResult metadata.ownerReferences",
+        V3_OWNER_KIND,
     ),
     (
         "v4-large-result.yaml",
@@ -155,6 +180,17 @@ fn task_result(result: &Value) -> BTreeMap<String, String> {
             "generation",
         ] {
             meta.remove(key);
+        }
+    }
+    // A pod owner's uid is the run's own (a fixture without one gets a new one each run).
+    for owner in result
+        .pointer_mut("/metadata/ownerReferences")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if owner["apiVersion"] == "v1" {
+            owner["uid"] = Value::from("(the pod's)");
         }
     }
     let mut out = BTreeMap::new();
@@ -422,13 +458,20 @@ fn matches_field(pattern: &str, field: &str) -> bool {
 
 /// The table, as printed: `fixture | field | Argo | ours | verdict`.
 pub(crate) fn render(fixture: &str, rows: &[Row]) -> String {
+    let cell = |text: &str| {
+        let text = text.replace('|', "\\|").replace('\n', "\\n");
+        match text.char_indices().nth(160) {
+            Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
+            None => text,
+        }
+    };
     let mut out = String::new();
     for r in rows {
         out.push_str(&format!(
             "| {fixture} | {} | {} | {} | {} |\n",
             r.field,
-            r.argo.replace('|', "\\|"),
-            r.ours.replace('|', "\\|"),
+            cell(&r.argo),
+            cell(&r.ours),
             r.verdict
         ));
     }
