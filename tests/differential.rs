@@ -61,16 +61,19 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(seed: Seed) -> Self {
+    /// A server, the bucket's inputs, and the secret's files, each followed by `secret_tail`.
+    fn new(seed: Seed, secret_tail: &str) -> Self {
         let server = S3Server::start();
         // Not under /tmp: wait has a volume of its own there, which would hide the work directory.
         let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-        // The keys exactly, no trailing newline: Argo signs with the file's bytes as they are
-        // (ours trims whitespace; see the report's deliberate differences).
+        // Argo signs with the files' bytes as they are: a trailing newline is part of the key
+        // (see secret_with_a_trailing_newline).
         let secret = dir.path().join("secrets").join(SECRET);
         std::fs::create_dir_all(&secret).unwrap();
-        std::fs::write(secret.join("accesskey"), s3s::ACCESS).unwrap();
-        std::fs::write(secret.join("secretkey"), s3s::SECRET).unwrap();
+        let keys = [("accesskey", s3s::ACCESS), ("secretkey", s3s::SECRET)];
+        for (file, key) in keys {
+            std::fs::write(secret.join(file), format!("{key}{secret_tail}")).unwrap();
+        }
         let repo = serde_json::json!({"s3": server.location(BUCKET, SECRET)});
         std::fs::write(dir.path().join("repo.json"), repo.to_string()).unwrap();
         Self { server, dir, seed }
@@ -146,7 +149,7 @@ struct Ran {
 /// Runs the fixture `name` with Argo's executor and with ours, prints the table, and fails on a
 /// difference that is not deliberate.
 fn differential(name: &str, seed: Seed, extra: &[&str]) {
-    differential_pod(ARGO_V4, name, &fixture(name), seed, extra);
+    differential_pod(ARGO_V4, name, &fixture(name), seed, extra, "");
 }
 
 /// Argo v4's executor, for v4 (emissary) pods.
@@ -156,7 +159,14 @@ const ARGO_V3: &str = "argoexec-v3.3.8";
 
 /// [`differential`] for the pod at `pod`, reported as the fixture `name`, with the oracle's
 /// executor `binary`.
-fn differential_pod(binary: &str, name: &str, pod: &Path, seed: Seed, extra: &[&str]) {
+fn differential_pod(
+    binary: &str,
+    name: &str,
+    pod: &Path,
+    seed: Seed,
+    extra: &[&str],
+    secret_tail: &str,
+) {
     // Before anything else: a missing binary fails, naming its build command.
     let Some(argo) = oracle_bin(binary) else {
         return;
@@ -164,7 +174,7 @@ fn differential_pod(binary: &str, name: &str, pod: &Path, seed: Seed, extra: &[&
     if !is_root() {
         return;
     }
-    let setup = Setup::new(seed);
+    let setup = Setup::new(seed, secret_tail);
     let pod = pod.to_owned();
     let theirs = setup.run(&pod, "argo", Some(&argo), extra);
     let ours = setup.run(&pod, "ours", None, extra);
@@ -280,14 +290,14 @@ fn input_artifacts_over_http_and_from_git() {
         .replace("GIT_PORT", &git_port);
     let pod = dir.path().join(name);
     std::fs::write(&pod, text).unwrap();
-    differential_pod(ARGO_V4, name, &pod, no_inputs, &[]);
+    differential_pod(ARGO_V4, name, &pod, no_inputs, &[], "");
     let _ = child.kill();
     let _ = child.wait();
 }
 
 /// A v3 pod under `run --api` (k8sapi) with Argo v3.3.8's executor and with ours.
 fn differential_v3(name: &str, extra: &[&str]) {
-    differential_pod(ARGO_V3, name, &fixture(name), no_inputs, extra);
+    differential_pod(ARGO_V3, name, &fixture(name), no_inputs, extra, "");
 }
 
 #[test]
@@ -308,4 +318,13 @@ fn v3_k8sapi_failing_main() {
 #[test]
 fn v3_k8sapi_deadline() {
     differential_v3("deadline-exceeded.yaml", &[]);
+}
+
+/// The fixture label of [`secret_with_a_trailing_newline`] in the table.
+const NEWLINE_SECRET: &str = "v4-outputs.yaml, secret files ending in a newline";
+
+#[test]
+fn secret_with_a_trailing_newline() {
+    let pod = fixture("v4-outputs.yaml");
+    differential_pod(ARGO_V4, NEWLINE_SECRET, &pod, no_inputs, &[], "\n");
 }

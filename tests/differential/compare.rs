@@ -16,6 +16,12 @@ const V3_OWNER_KIND: &str = "a v3 task result is owned by the pod: ours names it
      the API has it; Argo v3.3.8 writes the resource's name, pods (v4 results are owned by the \
      Workflow, alike in both)";
 
+/// Why a secret file ending in a newline differs.
+const NEWLINE_SECRET: &str = "a Secret's file ending in a newline (as `kubectl create secret \
+     --from-file` of an edited file has it): Argo sends the key with the newline and the upload \
+     fails (invalid Authorization header; Error, wait exit 64); ours trims surrounding whitespace \
+     from credentials, so the artifact is saved";
+
 /// The differences between Argo's executor (v4.0.5) and ours that are on purpose.
 pub(crate) const DELIBERATE: &[Deliberate] = &[
     (
@@ -84,6 +90,36 @@ pub(crate) const DELIBERATE: &[Deliberate] = &[
         "v4-large-result.yaml",
         "message",
         "the refused result (see outputs.result) is the step's message",
+    ),
+    (
+        "v4-outputs.yaml, secret files ending in a newline",
+        "artifact report",
+        NEWLINE_SECRET,
+    ),
+    (
+        "v4-outputs.yaml, secret files ending in a newline",
+        "artifact report stored",
+        NEWLINE_SECRET,
+    ),
+    (
+        "v4-outputs.yaml, secret files ending in a newline",
+        "bucket keys",
+        NEWLINE_SECRET,
+    ),
+    (
+        "v4-outputs.yaml, secret files ending in a newline",
+        "exit code of wait",
+        NEWLINE_SECRET,
+    ),
+    (
+        "v4-outputs.yaml, secret files ending in a newline",
+        "message",
+        NEWLINE_SECRET,
+    ),
+    (
+        "v4-outputs.yaml, secret files ending in a newline",
+        "phase",
+        NEWLINE_SECRET,
     ),
     (
         "v4-missing-artifact.yaml",
