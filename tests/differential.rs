@@ -16,7 +16,7 @@ mod compare;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use argoexec_testsupport::oracle::oracle_bin;
+use argoexec_testsupport::oracle::{Oracle, oracle_bin};
 use argoexec_testsupport::pods::{fixture, is_root};
 use argoexec_testsupport::s3s::{self, S3Server};
 use argoexec_testsupport::{gitrepos, nginx};
@@ -58,6 +58,8 @@ struct Setup {
     server: S3Server,
     dir: tempfile::TempDir,
     seed: Seed,
+    /// A real control plane serving the pod (`run --kubeconfig`) instead of each run's own.
+    cluster: Option<&'static Oracle>,
 }
 
 impl Setup {
@@ -76,7 +78,12 @@ impl Setup {
         }
         let repo = serde_json::json!({"s3": server.location(BUCKET, SECRET)});
         std::fs::write(dir.path().join("repo.json"), repo.to_string()).unwrap();
-        Self { server, dir, seed }
+        Self {
+            server,
+            dir,
+            seed,
+            cluster: None,
+        }
     }
 
     fn bucket(&self) -> PathBuf {
@@ -123,6 +130,28 @@ impl Setup {
         if let Some(executor) = executor {
             command.arg("--executor-binary").arg(executor);
         }
+        if let Some(cluster) = self.cluster {
+            // The earlier run's pod and task result go first: no kubelet finalizes a pod there.
+            let yaml: serde_json::Value =
+                serde_yaml_ng::from_str(&std::fs::read_to_string(pod).unwrap()).unwrap();
+            let name = yaml["metadata"]["name"].as_str().unwrap();
+            let ns = yaml["metadata"]["namespace"].as_str().unwrap_or("default");
+            for kind in ["pod", "workflowtaskresult"] {
+                let args = ["-n", ns, "delete", kind, name, "--ignore-not-found"];
+                let force = ["--grace-period=0", "--force"];
+                let out = cluster.kubectl_output(&[&args[..], &force[..]].concat(), None);
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            command
+                .arg("--kubeconfig")
+                .arg(cluster.admin_kubeconfig())
+                .arg("--executor-kubeconfig")
+                .arg(cluster.workflow_kubeconfig());
+        }
         let out = command.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -149,7 +178,7 @@ struct Ran {
 /// Runs the fixture `name` with Argo's executor and with ours, prints the table, and fails on a
 /// difference that is not deliberate.
 fn differential(name: &str, seed: Seed, extra: &[&str]) {
-    differential_pod(ARGO_V4, name, &fixture(name), seed, extra, "");
+    differential_pod(ARGO_V4, name, &fixture(name), seed, extra, "", false);
 }
 
 /// Argo v4's executor, for v4 (emissary) pods.
@@ -166,6 +195,7 @@ fn differential_pod(
     seed: Seed,
     extra: &[&str],
     secret_tail: &str,
+    cluster: bool,
 ) {
     // Before anything else: a missing binary fails, naming its build command.
     let Some(argo) = oracle_bin(binary) else {
@@ -174,7 +204,14 @@ fn differential_pod(
     if !is_root() {
         return;
     }
-    let setup = Setup::new(seed, secret_tail);
+    let mut setup = Setup::new(seed, secret_tail);
+    if cluster {
+        let Some(oracle) = Oracle::shared() else {
+            return;
+        };
+        setup.cluster = Some(oracle);
+        println!("{name}: against a real kube-apiserver (tests/oracle/cluster)");
+    }
     let pod = pod.to_owned();
     let theirs = setup.run(&pod, "argo", Some(&argo), extra);
     let ours = setup.run(&pod, "ours", None, extra);
@@ -290,14 +327,14 @@ fn input_artifacts_over_http_and_from_git() {
         .replace("GIT_PORT", &git_port);
     let pod = dir.path().join(name);
     std::fs::write(&pod, text).unwrap();
-    differential_pod(ARGO_V4, name, &pod, no_inputs, &[], "");
+    differential_pod(ARGO_V4, name, &pod, no_inputs, &[], "", false);
     let _ = child.kill();
     let _ = child.wait();
 }
 
 /// A v3 pod under `run --api` (k8sapi) with Argo v3.3.8's executor and with ours.
 fn differential_v3(name: &str, extra: &[&str]) {
-    differential_pod(ARGO_V3, name, &fixture(name), no_inputs, extra, "");
+    differential_pod(ARGO_V3, name, &fixture(name), no_inputs, extra, "", false);
 }
 
 #[test]
@@ -326,5 +363,32 @@ const NEWLINE_SECRET: &str = "v4-outputs.yaml, secret files ending in a newline"
 #[test]
 fn secret_with_a_trailing_newline() {
     let pod = fixture("v4-outputs.yaml");
-    differential_pod(ARGO_V4, NEWLINE_SECRET, &pod, no_inputs, &[], "\n");
+    differential_pod(ARGO_V4, NEWLINE_SECRET, &pod, no_inputs, &[], "\n", false);
+}
+
+/// The v4 fixtures again, both executors facing a real kube-apiserver (`run --kubeconfig`): the
+/// pod created there, its status written by the runner, the task result read back from there.
+#[test]
+fn v4_fixtures_against_a_real_api_server() {
+    let cases: [(&str, Seed, &[&str]); 12] = [
+        ("v4-outputs.yaml", no_inputs, &[]),
+        ("v4-params.yaml", no_inputs, &[]),
+        ("v4-archives.yaml", no_inputs, &[]),
+        ("v4-optional-artifact.yaml", no_inputs, &[]),
+        ("v4-missing-artifact.yaml", no_inputs, &[]),
+        ("v4-failing-main.yaml", no_inputs, &[]),
+        ("v4-archive-logs.yaml", no_inputs, &[]),
+        ("v4-deadline.yaml", no_inputs, &[]),
+        (
+            "v4-sidecar-ignores-sigterm.yaml",
+            no_inputs,
+            &["--linger", "60s"],
+        ),
+        ("v4-container-set.yaml", no_inputs, &[]),
+        ("v4-input-artifacts.yaml", s3_inputs, &[]),
+        ("v4-large-result.yaml", no_inputs, &[]),
+    ];
+    for (name, seed, extra) in cases {
+        differential_pod(ARGO_V4, name, &fixture(name), seed, extra, "", true);
+    }
 }

@@ -79,7 +79,10 @@ container. The pod is rewritten for Argo's k8sapi runtime (no shared process nam
 command is PID 1 of its container), so wait watches the pod, reads files and kills sidecars \
 through exec, and reports outputs to the API (v2 annotation, v3 WorkflowTaskResult), from where the runner \
 reads them. An Argo v4 pod keeps the emissary (v4's only runtime) and reports a v4 task result. As with k8sapi in a cluster, outputs must be on volumes: an exec \
-into main once it has exited fails. --api-log FILE lists the requests the step made.";
+into main once it has exited fails. --api-log FILE lists the requests the step made. \
+With --kubeconfig FILE (and --executor-kubeconfig FILE for init and wait) an existing API server \
+serves the pod instead: no kubelet is there, so it suits v4 pods. --executor-binary PATH runs \
+init and wait (and the emissary init copies) with another executor, e.g. Argo's own.";
 
 /// `argoexec run`.
 #[derive(Debug, Args)]
@@ -149,6 +152,21 @@ pub(crate) struct RunArgs {
     /// Argo's executor always talks to Kubernetes: add --api
     #[arg(long, value_name = "PATH")]
     pub(crate) executor_binary: Option<PathBuf>,
+    /// With --api: serve the pod through the existing API server of this kubeconfig (the
+    /// runner's own access, as an admin: it creates the pod and writes its status) instead of a
+    /// server of the run's own. No kubelet is there: pods/exec and pods/log are not served, which
+    /// suits Argo v4 (emissary) pods. Needs --executor-kubeconfig
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "api",
+        requires = "executor_kubeconfig"
+    )]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// With --kubeconfig: the kubeconfig init and wait get (KUBECONFIG), as the pod's service
+    /// account in a cluster
+    #[arg(long, value_name = "FILE", requires = "kubeconfig")]
+    pub(crate) executor_kubeconfig: Option<PathBuf>,
 }
 
 /// `--output` of `argoexec run`.
@@ -297,6 +315,16 @@ fn run_local(pod: &argoexec_pod::StepPod, args: &RunArgs) -> Result<ExitCode, Fa
                 argoexec_localpod::ApiRuntime::K8sApi
             },
             request_log: args.api_log.clone(),
+            existing: args
+                .kubeconfig
+                .clone()
+                .zip(args.executor_kubeconfig.clone())
+                .map(
+                    |(kubeconfig, executor_kubeconfig)| argoexec_localpod::ExistingServer {
+                        kubeconfig,
+                        executor_kubeconfig,
+                    },
+                ),
         }),
     };
     if args.api && args.backend != Backend::Namespaces {

@@ -37,7 +37,7 @@ pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, 
     if let Some(api) = &options.api {
         crate::api::rewrite(&mut step, api.runtime)?;
     }
-    let info = plan::pod_info(&step.pod);
+    let mut info = plan::pod_info(&step.pod);
     let keyed = KeyedDirs {
         secrets: options.secrets.as_deref(),
         configmaps: options.configmaps.as_deref(),
@@ -51,9 +51,10 @@ pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, 
                 keyed,
                 &dirs.state,
                 &dirs.root.join("kube"),
-                api_options.runtime,
+                api_options,
                 &options.exe,
             )?;
+            info.uid = api.uid().to_owned();
             dirs.api = Some(access);
             Some(Arc::new(api))
         }

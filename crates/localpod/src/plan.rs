@@ -326,6 +326,18 @@ pub struct ApiOptions {
     pub runtime: ApiRuntime,
     /// Where to write the requests the step made (method, verb, status, path), when wanted.
     pub request_log: Option<PathBuf>,
+    /// An existing API server to serve the pod instead of the run's own.
+    pub existing: Option<ExistingServer>,
+}
+
+/// An existing API server (`run --api --kubeconfig`): no kubelet serves `pods/exec` and
+/// `pods/log` there, so it suits pods whose wait only reports to the API (Argo v4's emissary).
+#[derive(Debug, Clone)]
+pub struct ExistingServer {
+    /// The runner's own access: creates the pod and writes its status.
+    pub kubeconfig: PathBuf,
+    /// What init and wait are given (`KUBECONFIG`), as a pod's service account.
+    pub executor_kubeconfig: PathBuf,
 }
 
 /// The step as the run gives it to its containers: `--artifact-repo` as the template's
