@@ -8,26 +8,10 @@
 // A test fails by panicking, helpers included.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/pods")
-        .join(name)
-}
-
-/// Namespaces and mounts need root; say so rather than fail elsewhere.
-fn is_root() -> bool {
-    let root = std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false);
-    if !root {
-        eprintln!("skipped: the local pod runner needs root");
-    }
-    root
-}
+use argoexec_testsupport::pods::{fixture, is_root};
 
 /// A finished run: its output and its work directory (`work/` in a temp dir).
 struct Run {

@@ -127,7 +127,7 @@ fn saves_the_outputs_of_a_real_main_and_kills_the_sidecar() {
 }
 
 #[test]
-fn a_deadline_kills_main_reports_and_fails_with_argos_message() {
+fn a_deadline_kills_main_and_reports_argos_message_and_wait_exits_0_as_argos_does() {
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
     let ns = PodNamespace::start().unwrap();
@@ -151,7 +151,9 @@ fn a_deadline_kills_main_reports_and_fails_with_argos_message() {
         &[("ARGO_DEADLINE", &deadline.to_string())],
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    // Argo v3.3.8's and v4.0.5's wait exit 0 here (tests/differential.rs): main's exit code
+    // fails the step, the message is in the termination log.
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(
         std::fs::read_to_string(root.join("termination-log")).unwrap(),
         "Step exceeded its deadline"

@@ -63,6 +63,18 @@ impl Failure {
         if self.error.downcast_ref::<NotImplemented>().is_some() {
             return EXIT_EXECUTOR_ERROR;
         }
+        // Argo 3's and 4's wait exits 0 when the step's deadline passed and nothing else failed:
+        // its deadline monitor writes the message to the termination log and kills main, and the
+        // step fails through main's exit code (seen against Argo v3.3.8 and v4.0.5 by
+        // tests/differential.rs).
+        if matches!(self.protocol, Some(Protocol::V3 | Protocol::V4))
+            && matches!(
+                self.error.downcast_ref::<argoexec_executor::WaitError>(),
+                Some(argoexec_executor::WaitError::Deadline)
+            )
+        {
+            return 0;
+        }
         match self.protocol {
             Some(Protocol::V2) => EXIT_EXECUTOR_ERROR_V2,
             _ => EXIT_EXECUTOR_ERROR,

@@ -79,7 +79,10 @@ container. The pod is rewritten for Argo's k8sapi runtime (no shared process nam
 command is PID 1 of its container), so wait watches the pod, reads files and kills sidecars \
 through exec, and reports outputs to the API (v2 annotation, v3 WorkflowTaskResult), from where the runner \
 reads them. An Argo v4 pod keeps the emissary (v4's only runtime) and reports a v4 task result. As with k8sapi in a cluster, outputs must be on volumes: an exec \
-into main once it has exited fails. --api-log FILE lists the requests the step made.";
+into main once it has exited fails. --api-log FILE lists the requests the step made. \
+With --kubeconfig FILE (and --executor-kubeconfig FILE for init and wait) an existing API server \
+serves the pod instead: no kubelet is there, so it suits v4 pods. --executor-binary PATH runs \
+init and wait (and the emissary init copies) with another executor, e.g. Argo's own.";
 
 /// `argoexec run`.
 #[derive(Debug, Args)]
@@ -143,6 +146,27 @@ pub(crate) struct RunArgs {
     /// verb, status, path)
     #[arg(long, value_name = "FILE", requires = "api")]
     pub(crate) api_log: Option<PathBuf>,
+    /// Run the pod's executor containers (init, wait, and the emissary init copies into
+    /// /var/run/argo) with this executor binary instead of this one, e.g. Argo's own argoexec
+    /// (static: it runs on this machine's filesystem); the pod's machinery stays this binary.
+    /// Argo's executor always talks to Kubernetes: add --api
+    #[arg(long, value_name = "PATH")]
+    pub(crate) executor_binary: Option<PathBuf>,
+    /// With --api: serve the pod through the existing API server of this kubeconfig (the
+    /// runner's own access, as an admin: it creates the pod and writes its status) instead of a
+    /// server of the run's own. No kubelet is there: pods/exec and pods/log are not served, which
+    /// suits Argo v4 (emissary) pods. Needs --executor-kubeconfig
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "api",
+        requires = "executor_kubeconfig"
+    )]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// With --kubeconfig: the kubeconfig init and wait get (KUBECONFIG), as the pod's service
+    /// account in a cluster
+    #[arg(long, value_name = "FILE", requires = "kubeconfig")]
+    pub(crate) executor_kubeconfig: Option<PathBuf>,
 }
 
 /// `--output` of `argoexec run`.
@@ -243,12 +267,26 @@ fn run_local(pod: &argoexec_pod::StepPod, args: &RunArgs) -> Result<ExitCode, Fa
             (temp.path().to_owned(), Some(temp))
         }
     };
+    let executor_binary = args
+        .executor_binary
+        .as_deref()
+        .map(executable_file)
+        .transpose()?;
+    if executor_binary.is_some() && args.backend != Backend::Namespaces {
+        return Err(anyhow::anyhow!(
+            "--executor-binary runs the pod out of Linux namespaces: it cannot be combined with \
+             --backend {}",
+            flag_value(args.backend)
+        )
+        .into());
+    }
     let options = argoexec_localpod::RunOptions {
         secrets: args.secrets.clone(),
         configmaps: args.configmaps.clone(),
         artifact_repo: args.artifact_repo.clone(),
         workdir: workdir.clone(),
         exe: std::env::current_exe().context("locate this binary")?,
+        executor_binary,
         linger: args.linger,
         echo: !args.quiet,
         runtime: match (args.runtime, args.api) {
@@ -277,6 +315,16 @@ fn run_local(pod: &argoexec_pod::StepPod, args: &RunArgs) -> Result<ExitCode, Fa
                 argoexec_localpod::ApiRuntime::K8sApi
             },
             request_log: args.api_log.clone(),
+            existing: args
+                .kubeconfig
+                .clone()
+                .zip(args.executor_kubeconfig.clone())
+                .map(
+                    |(kubeconfig, executor_kubeconfig)| argoexec_localpod::ExistingServer {
+                        kubeconfig,
+                        executor_kubeconfig,
+                    },
+                ),
         }),
     };
     if args.api && args.backend != Backend::Namespaces {
@@ -317,6 +365,20 @@ fn run_local(pod: &argoexec_pod::StepPod, args: &RunArgs) -> Result<ExitCode, Fa
     })
 }
 
+/// `--executor-binary PATH`, absolute, once it is known to be an executable file.
+fn executable_file(path: &std::path::Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("--executor-binary {}", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("--executor-binary {}: not a file", path.display());
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        anyhow::bail!("--executor-binary {}: not executable", path.display());
+    }
+    std::fs::canonicalize(path).with_context(|| format!("--executor-binary {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser as _;
@@ -346,5 +408,28 @@ mod tests {
         let unknown = ["argoexec", "run", "--pod", "p", "--runtime", "docker"];
         assert!(Cli::try_parse_from(unknown).is_err());
         assert!(Cli::try_parse_from(["argoexec", "run", "--pod", "p", "--api-log", "l"]).is_err());
+    }
+
+    #[test]
+    fn executor_binary_must_be_an_executable_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let missing = executable_file(&dir.path().join("nope")).unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("--executor-binary"),
+            "{missing:#}"
+        );
+        let not_file = executable_file(dir.path()).unwrap_err();
+        assert!(not_file.to_string().ends_with("not a file"), "{not_file}");
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let not_exec = executable_file(&plain).unwrap_err();
+        assert!(
+            not_exec.to_string().ends_with("not executable"),
+            "{not_exec}"
+        );
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(executable_file(&plain).unwrap().is_absolute());
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use argoexec_config::{Config, RuntimeKind, SERVICE_ACCOUNT_DIR};
-use argoexec_executor::{PodPaths, Stop, WaitOptions, WaitOutcome, run_wait};
+use argoexec_executor::{PodPaths, Stop, WaitError, WaitOptions, WaitOutcome, run_wait};
 use argoexec_kube::{AnySecrets, ApiSecrets, Backoff, KubeReporter, KubeletOptions, Names};
 use argoexec_report::{FileReporter, ReportError, Reporter, StepReport};
 use argoexec_runtime::{
@@ -366,14 +366,22 @@ impl RunWith<'_> {
             }
             None => wait.await,
         };
-        finish(outcome)
+        finish(outcome, self.options.protocol)
     }
 }
 
-/// Logs every error after the first, and makes the first the command's.
-fn finish(outcome: WaitOutcome) -> anyhow::Result<ExitCode> {
-    let WaitOutcome { report, errors } = outcome;
+/// Logs every error after the first, and makes the first the command's. Under v3 and v4 a passed
+/// deadline gives way to any other error: Argo's deadline monitor only writes its message and
+/// kills main, so wait fails only for the rest (and then with that error's message).
+fn finish(outcome: WaitOutcome, protocol: Protocol) -> anyhow::Result<ExitCode> {
+    let WaitOutcome { report, mut errors } = outcome;
     log_outputs(&report);
+    if protocol != Protocol::V2
+        && errors.len() > 1
+        && matches!(errors.first(), Some(WaitError::Deadline))
+    {
+        errors.rotate_left(1);
+    }
     let mut errors = errors.into_iter();
     let Some(first) = errors.next() else {
         return Ok(ExitCode::SUCCESS);

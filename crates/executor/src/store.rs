@@ -152,6 +152,22 @@ impl Opened {
     }
 }
 
+/// The location reduced to its kind and key: how Argo 3 and 4 report an artifact that had no key of
+/// its own (`SetType` then `SetKey`), the controller completing it from the archive location.
+/// `None` when the location has no key.
+pub(crate) fn key_only(location: &ArtifactLocation) -> Option<ArtifactLocation> {
+    let key = location.key()?;
+    let serde_json::Value::Object(fields) = serde_json::to_value(location).ok()? else {
+        return None;
+    };
+    let kept: serde_json::Map<String, serde_json::Value> = fields
+        .into_iter()
+        .filter(|(_, value)| value.get("key").is_some())
+        .map(|(kind, _)| (kind, serde_json::json!({ "key": key })))
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(kept)).ok()
+}
+
 fn join_key(base: &str, name: &str) -> String {
     let base = base.trim_end_matches('/');
     if base.is_empty() {

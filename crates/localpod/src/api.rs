@@ -1,7 +1,9 @@
 //! `argoexec run --api`: the pod served through a Kubernetes API server of its own, so that init
 //! and wait take the code paths they take in a cluster.
 //!
-//! The runner starts the in-repo API server (`argoexec-testkube`) on `127.0.0.1`, creates the pod
+//! With `--kubeconfig` an existing API server serves the pod instead (see the `remote` module:
+//! no kubelet there, so no `pods/exec` or `pods/log`). Otherwise the runner starts the in-repo API
+//! server (`argoexec-testkube`) on `127.0.0.1`, creates the pod
 //! there (with the name, namespace and uid its containers see) and the Secrets and ConfigMaps of
 //! `--secrets` / `--configmaps`, and plays kubelet towards it:
 //!
@@ -26,21 +28,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use argoexec_config::SERVICE_ACCOUNT_DIR;
 use argoexec_pod::StepPod;
 use argoexec_template::{
     ANNOTATION_NODE_ID, ANNOTATION_NODE_MESSAGE, ANNOTATION_OUTPUTS, Protocol,
 };
-use argoexec_testkube::{ExecHandler, ExecRefusal, ExecTarget, LogSource, ServerOptions, TestKube};
+use argoexec_testkube::{ExecHandler, ExecRefusal, ExecTarget, LogSource};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, Secret};
 use serde_json::{Value, json};
 
 use crate::Error;
 use crate::env::{KeyedDirs, PodInfo};
-use crate::plan::{ApiRuntime, ExecutorAccess, Role, random_uid};
+use crate::plan::{ApiOptions, ApiRuntime, ExecutorAccess, Role, random_uid};
+use crate::remote::{Server, connect_existing, start_own};
 use crate::report::ContainerResult;
-use crate::shim::{BindMount, COMBINED_FILE};
+use crate::shim::COMBINED_FILE;
 
 const RUNTIME_ENV: &str = argoexec_config::env::ARGO_CONTAINER_RUNTIME_EXECUTOR;
 /// The pod's reason and message once `activeDeadlineSeconds` passed, as kubelet writes them.
@@ -158,7 +160,9 @@ fn not_running(container: &str) -> Value {
 /// The pod's API server and what kubelet reports to it.
 #[derive(Debug)]
 pub(crate) struct PodApi {
-    server: TestKube,
+    server: Server,
+    /// The pod's uid on the server.
+    uid: String,
     namespace: String,
     name: String,
     /// `(name, image)` of each init and app container, in order.
@@ -179,67 +183,24 @@ struct Status {
 }
 
 impl PodApi {
-    /// Starts the server and creates the pod, its Secrets and ConfigMaps there; writes the
-    /// kubeconfig init and wait use into `kube_dir` (for the kubelet runtime, also the service
-    /// account's token and the server's CA, served over HTTPS), and says how they reach it.
+    /// Starts the server (or connects to the existing one `options` names) and creates the pod,
+    /// its Secrets and ConfigMaps there; writes the kubeconfig init and wait use into `kube_dir`
+    /// (for the kubelet runtime, also the service account's token and the server's CA, served
+    /// over HTTPS), and says how they reach it.
     pub(crate) fn start(
         step: &StepPod,
         info: &PodInfo,
         keyed: KeyedDirs<'_>,
         state_dir: &Path,
         kube_dir: &Path,
-        runtime: ApiRuntime,
+        options: &ApiOptions,
         exe: &Path,
     ) -> Result<(Self, ExecutorAccess), Error> {
-        let options = match runtime {
-            ApiRuntime::K8sApi => ServerOptions::default(),
-            // The kubelet runtime takes the node's kubelet over HTTPS with the pod's token.
-            ApiRuntime::Kubelet => ServerOptions::default().tls().token(&random_uid()),
-        };
-        let server = TestKube::start_with(options).map_err(|source| Error::Process {
-            what: "start the pod's Kubernetes API server".into(),
-            source,
-        })?;
         std::fs::create_dir_all(kube_dir).map_err(Error::io("create", kube_dir))?;
-        let kubeconfig = kube_dir.join("config");
-        server
-            .write_kubeconfig(&kubeconfig, &info.namespace)
-            .map_err(Error::io("write kubeconfig", &kubeconfig))?;
-        let mut access = ExecutorAccess {
-            env: vec![(
-                argoexec_config::env::KUBECONFIG.into(),
-                kubeconfig.display().to_string(),
-            )],
-            mounts: Vec::new(),
+        let (server, access) = match &options.existing {
+            Some(existing) => connect_existing(existing, kube_dir)?,
+            None => start_own(options.runtime, kube_dir, info)?,
         };
-        if let (Some(token), Some(ca)) = (server.token(), server.ca_pem()) {
-            let account = kube_dir.join("serviceaccount");
-            std::fs::create_dir_all(&account).map_err(Error::io("create", &account))?;
-            let files = [
-                ("token", token.as_str()),
-                ("ca.crt", ca),
-                ("namespace", info.namespace.as_str()),
-            ];
-            for (file, text) in files {
-                let path = account.join(file);
-                std::fs::write(&path, text).map_err(Error::io("write", &path))?;
-            }
-            access.env.extend([
-                (
-                    argoexec_config::env::ARGO_KUBELET_HOST.into(),
-                    "127.0.0.1".into(),
-                ),
-                (
-                    argoexec_config::env::ARGO_KUBELET_PORT.into(),
-                    server.port().to_string(),
-                ),
-            ]);
-            access.mounts.push(BindMount {
-                source: account,
-                target: SERVICE_ACCOUNT_DIR.into(),
-                read_only: true,
-            });
-        }
         let spec = step.pod.spec.clone().unwrap_or_default();
         let named = |c: &k8s_openapi::api::core::v1::Container| {
             (c.name.clone(), c.image.clone().unwrap_or_default())
@@ -256,6 +217,7 @@ impl PodApi {
                 ..Status::default()
             }),
             running: Arc::clone(&running),
+            uid: info.uid.clone(),
             server,
         };
         let mut pod = serde_json::to_value(&step.pod).map_err(|source| Error::Spec {
@@ -269,23 +231,34 @@ impl PodApi {
             pod["spec"]["nodeName"] = json!(info.node_name);
         }
         pod["status"] = api.render(&lock(&api.status));
-        api.server.apply(pod);
+        let created = api.server.apply(pod)?;
+        // An existing server gives the pod a uid of its own.
+        let uid = created["metadata"]["uid"].as_str().map(str::to_owned);
         for object in keyed_objects(keyed, &info.namespace)? {
-            api.server.apply(object);
+            api.server.apply(object)?;
         }
-        for (name, _) in api.inits.iter().chain(&api.apps) {
-            api.server.set_log(
-                &info.namespace,
-                &info.name,
-                name,
-                LogSource::File(state_dir.join(name).join(COMBINED_FILE)),
-            );
+        let mut api = api;
+        api.uid = uid.unwrap_or_else(|| info.uid.clone());
+        if let Server::Fake(server) = &api.server {
+            for (name, _) in api.inits.iter().chain(&api.apps) {
+                server.set_log(
+                    &info.namespace,
+                    &info.name,
+                    name,
+                    LogSource::File(state_dir.join(name).join(COMBINED_FILE)),
+                );
+            }
+            server.set_exec(NsExec {
+                exe: exe.to_owned(),
+                running,
+            });
         }
-        api.server.set_exec(NsExec {
-            exe: exe.to_owned(),
-            running,
-        });
         Ok((api, access))
+    }
+
+    /// The pod's uid, as the server has it.
+    pub(crate) fn uid(&self) -> &str {
+        &self.uid
     }
 
     /// A container's process exists: it is running, and exec reaches it.
@@ -374,18 +347,24 @@ impl PodApi {
         let annotated = annotations[ANNOTATION_OUTPUTS]
             .as_str()
             .and_then(|text| serde_json::from_str::<Value>(text).ok());
-        let from_result = match step.protocol {
+        let task_result = match step.protocol {
             Protocol::V2 => None,
-            Protocol::V3 | Protocol::V4 => self
-                .server
-                .get("workflowtaskresults", &self.namespace, &node_id(step))
-                .and_then(|result| result.get("outputs").cloned()),
+            Protocol::V3 | Protocol::V4 => {
+                self.server
+                    .get("workflowtaskresults", &self.namespace, &node_id(step))
+            }
         };
+        let from_result = task_result
+            .as_ref()
+            .and_then(|result| result.get("outputs").cloned());
         let outputs = from_result.or(annotated).unwrap_or_else(|| json!({}));
         let message = annotations[ANNOTATION_NODE_MESSAGE]
             .as_str()
             .or(wait.termination_message.as_deref());
         let mut report = json!({ "outputs": outputs });
+        if let Some(result) = task_result {
+            report[crate::report::TASK_RESULT_KEY] = result;
+        }
         if let Some(message) = message {
             report["message"] = json!(message);
         }
@@ -395,7 +374,11 @@ impl PodApi {
     /// Writes the request log: one line per request, `METHOD VERB STATUS PATH[?QUERY]`.
     pub(crate) fn write_request_log(&self, path: &Path) -> Result<(), Error> {
         let mut text = String::new();
-        for r in self.server.requests() {
+        let requests = match &self.server {
+            Server::Fake(server) => server.requests(),
+            Server::Remote(_) => Vec::new(),
+        };
+        for r in requests {
             let query = if r.query.is_empty() {
                 String::new()
             } else {

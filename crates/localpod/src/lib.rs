@@ -37,8 +37,8 @@
 //! (order, deadline, signals, lingering sidecars) behind its `Backend` trait; `report` concludes
 //! the step's phase, exit code and message and reads the outputs wait reported; `namespaces` is
 //! the backend out of Linux namespaces (pause, shims), `docker` the one of a Docker Engine; `api`
-//! plays kubelet towards the pod's own API server. The arrows point one way: backends use
-//! `supervise`, which uses `plan` and `report`.
+//! plays kubelet towards the pod's own API server, or through `remote` an existing one. The
+//! arrows point one way: backends use `supervise`, which uses `plan` and `report`.
 //!
 //! # No `unsafe`
 //!
@@ -58,6 +58,7 @@ mod error;
 mod namespaces;
 mod pause;
 mod plan;
+mod remote;
 mod repo;
 mod report;
 mod shim;
@@ -71,8 +72,8 @@ pub use error::Error;
 pub use namespaces::run_pod;
 pub use pause::pause_main;
 pub use plan::{
-    ApiOptions, ApiRuntime, LOCAL_REPOSITORY_ENV, POD_STATE_DIR_ENV, REPORT_FILE_ENV, Role,
-    RunOptions,
+    ApiOptions, ApiRuntime, ExistingServer, LOCAL_REPOSITORY_ENV, POD_STATE_DIR_ENV,
+    REPORT_FILE_ENV, Role, RunOptions,
 };
 pub use report::{ContainerResult, Phase, PodReport};
 pub use shim::{BindMount, ShimSpec, exec_main, nsexec_main, shim_main};

@@ -37,7 +37,7 @@ pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, 
     if let Some(api) = &options.api {
         crate::api::rewrite(&mut step, api.runtime)?;
     }
-    let info = plan::pod_info(&step.pod);
+    let mut info = plan::pod_info(&step.pod);
     let keyed = KeyedDirs {
         secrets: options.secrets.as_deref(),
         configmaps: options.configmaps.as_deref(),
@@ -51,9 +51,10 @@ pub async fn run_pod(step: &StepPod, options: &RunOptions) -> Result<PodReport, 
                 keyed,
                 &dirs.state,
                 &dirs.root.join("kube"),
-                api_options.runtime,
+                api_options,
                 &options.exe,
             )?;
+            info.uid = api.uid().to_owned();
             dirs.api = Some(access);
             Some(Arc::new(api))
         }
@@ -351,10 +352,23 @@ fn container_spec(
         message,
     };
     let Prepared {
-        env,
-        argv,
+        mut env,
+        mut argv,
         executor,
     } = prepare(c, role, info, keyed, dirs)?;
+    // Init and wait run another executor when asked; what they copy for the emissary is theirs.
+    let other_executor = options.executor_binary.clone().filter(|_| executor);
+    if other_executor.is_some()
+        && let Some(program) = argv.first_mut()
+    {
+        *program = shim::EXECUTOR_IN_CONTAINER.into();
+        // Argo's emissary copies the `argoexec` its PATH finds (in the image, itself).
+        let dir = shim::EXECUTOR_DIR_IN_CONTAINER;
+        match env.iter_mut().rev().find(|(name, _)| name == "PATH") {
+            Some((_, path)) => *path = format!("{dir}:{path}"),
+            None => env.push(("PATH".into(), dir.into())),
+        }
+    }
     if c.command.as_ref().is_none_or(Vec::is_empty) && !executor {
         return Err(fail(
             "no command: images are not pulled, so the entrypoint of the image is unknown; \
@@ -362,7 +376,7 @@ fn container_spec(
                 .into(),
         ));
     }
-    let mut mounts = volumes::mounts(c, volumes, &env)?;
+    let mut mounts = volumes::mounts(c, volumes, &env, false)?;
     if executor {
         // init and wait reach the state directory, the report file and the local repository at
         // their paths on this machine.
@@ -403,6 +417,7 @@ fn container_spec(
         hostname: info.name.clone(),
         rootfs,
         exe: options.exe.clone(),
+        executor: other_executor,
         argv,
         env,
         working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),

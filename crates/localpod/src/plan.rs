@@ -34,6 +34,10 @@ pub struct RunOptions {
     pub workdir: PathBuf,
     /// This binary, run for the pause process, the shims and Argo's executor containers.
     pub exe: PathBuf,
+    /// Another executor binary for init and wait (and, through init, the emissary), e.g. Argo's
+    /// own: the pause process, shims and trampoline stay [`Self::exe`]. A static binary: it runs
+    /// on this machine's filesystem.
+    pub executor_binary: Option<PathBuf>,
     /// How long sidecars may outlive the wait and main containers before they are killed.
     pub linger: Duration,
     /// Echo each container's output on stderr, lines prefixed with `[container]`.
@@ -322,6 +326,18 @@ pub struct ApiOptions {
     pub runtime: ApiRuntime,
     /// Where to write the requests the step made (method, verb, status, path), when wanted.
     pub request_log: Option<PathBuf>,
+    /// An existing API server to serve the pod instead of the run's own.
+    pub existing: Option<ExistingServer>,
+}
+
+/// An existing API server (`run --api --kubeconfig`): no kubelet serves `pods/exec` and
+/// `pods/log` there, so it suits pods whose wait only reports to the API (Argo v4's emissary).
+#[derive(Debug, Clone)]
+pub struct ExistingServer {
+    /// The runner's own access: creates the pod and writes its status.
+    pub kubeconfig: PathBuf,
+    /// What init and wait are given (`KUBECONFIG`), as a pod's service account.
+    pub executor_kubeconfig: PathBuf,
 }
 
 /// The step as the run gives it to its containers: `--artifact-repo` as the template's
@@ -336,6 +352,7 @@ pub(crate) fn step_with_repository(step: &StepPod, options: &RunOptions) -> Resu
             pod: &info.name,
         };
         let location = repo::load(path, &names)?;
+        repo::mount_location_secrets(&mut step.pod, &location);
         set_archive_location(&mut step, location)?;
     }
     Ok(step)

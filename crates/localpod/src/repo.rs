@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use argoexec_template::ArtifactLocation;
+use k8s_openapi::api::core::v1::{KeyToPath, Pod, SecretVolumeSource, Volume, VolumeMount};
 use serde_json::{Map, Value};
 
 use crate::Error;
@@ -95,6 +96,89 @@ fn substitute(pattern: &str, names: &Names<'_>) -> String {
         .replace("{{pod.name}}", names.pod)
 }
 
+/// Where Argo's controller mounts an artifact location's Secrets in init and wait
+/// (`common.SecretVolMountPath`), one directory per Secret.
+const SECRET_MOUNT_DIR: &str = "/argo/secret";
+
+/// The Secret keys an archive location names (`accessKeySecret`, `passwordSecret`, ...): every
+/// `{name, key}` object under a field ending in `Secret`, as `(secret, key)`.
+fn secret_keys(location: &Value, out: &mut Vec<(String, String)>) {
+    let Value::Object(map) = location else {
+        return;
+    };
+    for (field, value) in map {
+        let name = value.get("name").and_then(Value::as_str);
+        let key = value.get("key").and_then(Value::as_str);
+        match (field.ends_with("Secret"), name, key) {
+            (true, Some(name), Some(key)) if !name.is_empty() && !key.is_empty() => {
+                if !out.iter().any(|(n, k)| n == name && k == key) {
+                    out.push((name.to_owned(), key.to_owned()));
+                }
+            }
+            _ => secret_keys(value, out),
+        }
+    }
+}
+
+/// Gives the pod the Secret volumes of `location`, mounted read-only at `/argo/secret/<secret>` in
+/// init and wait, as the controller's `createSecretVolumesAndMounts` does for the archive location
+/// it sets: an executor reads its credentials from those files. Volumes the pod already has are
+/// kept as they are.
+pub(crate) fn mount_location_secrets(pod: &mut Pod, location: &ArtifactLocation) {
+    let mut keys = Vec::new();
+    if let Ok(json) = serde_json::to_value(location) {
+        secret_keys(&json, &mut keys);
+    }
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    let mut names: Vec<&str> = keys.iter().map(|(n, _)| n.as_str()).collect();
+    names.dedup();
+    let volumes = spec.volumes.get_or_insert_with(Vec::new);
+    let mut added = Vec::new();
+    for name in names {
+        if volumes.iter().any(|v| v.name == name) {
+            continue;
+        }
+        let items = keys
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, key)| KeyToPath {
+                key: key.clone(),
+                path: key.clone(),
+                ..KeyToPath::default()
+            })
+            .collect();
+        volumes.push(Volume {
+            name: name.to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(name.to_owned()),
+                items: Some(items),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        added.push(name.to_owned());
+    }
+    let executors = spec
+        .init_containers
+        .iter_mut()
+        .flatten()
+        .filter(|c| c.name == "init")
+        .chain(spec.containers.iter_mut().filter(|c| c.name == "wait"));
+    for c in executors {
+        let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
+        for name in &added {
+            mounts.push(VolumeMount {
+                name: name.clone(),
+                mount_path: format!("{SECRET_MOUNT_DIR}/{name}"),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +227,31 @@ mod tests {
         );
         let err = to_location(serde_json::json!({"nope": {}}), &NAMES).unwrap_err();
         assert!(err.contains("expected one of s3"), "{err}");
+    }
+
+    #[test]
+    fn location_secrets_are_mounted_in_init_and_wait_as_the_controller_does() {
+        let location = to_location(
+            serde_json::json!({"s3": {"bucket": "b",
+                "accessKeySecret": {"name": "creds", "key": "ak"},
+                "secretKeySecret": {"name": "creds", "key": "sk"}}}),
+            &NAMES,
+        )
+        .unwrap();
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({"spec": {
+            "initContainers": [{"name": "init"}],
+            "containers": [{"name": "wait"}, {"name": "main"}]}}))
+        .unwrap();
+        mount_location_secrets(&mut pod, &location);
+        let json = serde_json::to_value(&pod).unwrap();
+        assert_eq!(
+            json["spec"]["volumes"],
+            serde_json::json!([{"name": "creds", "secret": {"secretName": "creds",
+                "items": [{"key": "ak", "path": "ak"}, {"key": "sk", "path": "sk"}]}}])
+        );
+        let mount = serde_json::json!([{"name": "creds", "mountPath": "/argo/secret/creds", "readOnly": true}]);
+        assert_eq!(json["spec"]["initContainers"][0]["volumeMounts"], mount);
+        assert_eq!(json["spec"]["containers"][0]["volumeMounts"], mount);
+        assert!(json["spec"]["containers"][1].get("volumeMounts").is_none());
     }
 }

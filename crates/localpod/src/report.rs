@@ -53,6 +53,10 @@ pub struct PodReport {
     pub containers: Vec<ContainerResult>,
     /// The outputs the wait container reported (Argo's `outputs` JSON), if it reported any.
     pub outputs: Option<Value>,
+    /// Under `--api`, for v3 and v4 pods: the WorkflowTaskResult wait left on the API server, as
+    /// it is there (for comparing executors).
+    #[serde(rename = "taskResult", skip_serializing_if = "Option::is_none")]
+    pub task_result: Option<Value>,
     /// What the runner had to do that kubelet would tell in events (sidecars killed, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -90,6 +94,9 @@ impl PodReport {
         out
     }
 }
+
+/// Where the API's report carries the WorkflowTaskResult object it came from.
+pub(crate) const TASK_RESULT_KEY: &str = "taskResult";
 
 /// The reporter's JSON, if it wrote one.
 pub(crate) fn read_report(path: &Path) -> Option<Value> {
@@ -195,11 +202,16 @@ pub(crate) fn conclude(
     let exit_code = failed_main
         .or_else(|| containers.iter().find(|c| c.role == Role::Main))
         .and_then(|c| c.exit_code);
+    let mut report = report;
+    let task_result = report
+        .as_mut()
+        .and_then(|r| r.get_mut(TASK_RESULT_KEY).map(Value::take));
     PodReport {
         phase,
         exit_code,
         message,
         containers,
+        task_result,
         outputs: report.and_then(|mut r| r.get_mut("outputs").map(Value::take)),
         notes: stopped.notes,
     }

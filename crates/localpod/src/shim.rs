@@ -27,6 +27,11 @@ use crate::Error;
 
 /// Where this binary is bound inside every container.
 pub(crate) const EXE_IN_CONTAINER: &str = "/.argoexec/argoexec";
+/// Where another executor binary (`run --executor-binary`) is bound in init and wait, which run it
+/// instead of this one; the trampoline stays [`EXE_IN_CONTAINER`].
+pub(crate) const EXECUTOR_IN_CONTAINER: &str = "/.argoexec/executor/argoexec";
+/// The directory of [`EXECUTOR_IN_CONTAINER`], first in the `PATH` of init and wait.
+pub(crate) const EXECUTOR_DIR_IN_CONTAINER: &str = "/.argoexec/executor";
 /// Where a container that must not start before wait holds it sees its own state directory
 /// (read-only): the PNS runtime of wait creates [`SEEN_FILE`] there once it holds the container's
 /// root and pidfd.
@@ -62,6 +67,10 @@ pub struct ShimSpec {
     pub rootfs: PathBuf,
     /// This binary on this machine, bound at [`EXE_IN_CONTAINER`].
     pub exe: PathBuf,
+    /// Another executor binary on this machine, bound at [`EXECUTOR_IN_CONTAINER`] (init and
+    /// wait under `run --executor-binary`).
+    #[serde(default)]
+    pub executor: Option<PathBuf>,
     /// The command and its arguments, resolved.
     pub argv: Vec<String>,
     /// The environment, resolved, in order.
@@ -313,7 +322,14 @@ fn build_root(spec: &ShimSpec) -> Result<(), Error> {
     let exe = root.join(EXE_IN_CONTAINER.trim_start_matches('/'));
     make_mount_point(&exe, false)?;
     mount_flags(Some(&spec.exe), &exe, None, MsFlags::MS_BIND)?;
-    remount_read_only(&exe)
+    remount_read_only(&exe)?;
+    if let Some(executor) = &spec.executor {
+        let target = root.join(EXECUTOR_IN_CONTAINER.trim_start_matches('/'));
+        make_mount_point(&target, false)?;
+        mount_flags(Some(executor), &target, None, MsFlags::MS_BIND)?;
+        remount_read_only(&target)?;
+    }
+    Ok(())
 }
 
 /// A private /dev as a container runtime makes it: the usual device nodes bound from this
@@ -368,6 +384,11 @@ fn pivot(root: &Path) -> Result<(), Error> {
 fn bind_volume(m: &BindMount) -> Result<(), Error> {
     let source = Path::new(OLD_ROOT).join(m.source.strip_prefix("/").unwrap_or(&m.source));
     let target = Path::new(&m.target);
+    if !source.exists() {
+        // A subPath the volume does not have yet: kubelet creates it as a directory when the
+        // container starts (not before, or an init container would find it there).
+        std::fs::create_dir_all(&source).map_err(Error::io("create subPath", &m.source))?;
+    }
     let is_dir = std::fs::metadata(&source)
         .map_err(Error::io("stat volume source", &m.source))?
         .is_dir();

@@ -151,11 +151,15 @@ fn write_item(dir: &Path, relative: &str, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(&path, bytes).map_err(|e| format!("write {}: {e}", path.display()))
 }
 
-/// The bind mounts of one container, parents before children (as containerd sorts them).
+/// The bind mounts of one container, parents before children (as containerd sorts them). A
+/// missing subPath is created as a directory, as kubelet does when the container starts, only
+/// with `create_sub_paths`: a backend that plans every container before the pod starts leaves
+/// that to the container's start (the shim), or an init container would find it already there.
 pub(crate) fn mounts(
     container: &Container,
     volumes: &BTreeMap<String, PathBuf>,
     env: &[(String, String)],
+    create_sub_paths: bool,
 ) -> Result<Vec<BindMount>, Error> {
     let mut out = Vec::new();
     for m in container.volume_mounts.iter().flatten() {
@@ -183,7 +187,7 @@ pub(crate) fn mounts(
         } else {
             volume.join(&sub)
         };
-        if !source.exists() {
+        if create_sub_paths && !source.exists() {
             // kubelet creates a missing subPath as a directory.
             std::fs::create_dir_all(&source).map_err(Error::io("create subPath", &source))?;
         }

@@ -7,8 +7,8 @@
 //! `list` and `delete` are unsupported.
 //!
 //! Behaviour follows Argo's driver (`workflow/artifacts/git/git.go`): `depth` makes the clone
-//! shallow (every branch tip with that many commits, as `git clone --depth N --no-single-branch`:
-//! a tag or commit further back is then unknown); `fetch` refspecs are fetched with the clone; `singleBranch` fetches only `branch`
+//! shallow (every branch and tag tip with that many commits, as go-git's clone fetches all tags:
+//! a commit further back is then unknown); `fetch` refspecs are fetched with the clone; `singleBranch` fetches only `branch`
 //! (and is an error without it); `usernameSecret`/`passwordSecret` are sent as HTTP basic auth
 //! (also over plain `http://`, as Argo does); `insecureSkipTLS` accepts any server certificate.
 //! A branch that is not the remote's default is found as `origin/<branch>`, as `git checkout`
@@ -328,7 +328,12 @@ fn clone(
             "+refs/heads/{branch}:refs/remotes/{REMOTE}/{branch}"
         ));
     }
-    let extra = plan.fetch.to_vec();
+    let mut extra = plan.fetch.to_vec();
+    // Argo's go-git clone brings every tag as well, each tip at the clone's depth: a shallow clone
+    // still finds a tag that is further back than `depth` on its branch.
+    if plan.depth.is_some() && plan.single_branch.is_none() {
+        extra.push("+refs/tags/*:refs/tags/*".to_owned());
+    }
     prepare = prepare.configure_remote(move |mut remote| {
         if let Some(spec) = &replace {
             remote.replace_refspecs(Some(spec.as_str()), Direction::Fetch)?;

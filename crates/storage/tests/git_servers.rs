@@ -137,6 +137,15 @@ async fn depth_one_is_a_shallow_clone_of_one_commit() {
     assert_eq!(commit, fx.three);
     assert_eq!(git(&out, &["rev-list", "--count", "HEAD"]), "1");
     assert_eq!(git(&out, &["rev-parse", "--is-shallow-repository"]), "true");
+    // A tag further back than the depth is still found, as with Argo's go-git clone.
+    let (commit, tagged) = checkout(
+        fx.dir.path(),
+        serde_json::json!({"repo": daemon.url("repo.git"), "revision": "v1", "depth": 1, "disableSubmodules": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(commit, fx.one);
+    assert_eq!(read(&tagged, "README"), "one\n");
 
     let (_, full) = checkout(
         fx.dir.path(),

@@ -10,6 +10,7 @@ pub mod faultproxy;
 pub mod gitrepos;
 pub mod nginx;
 pub mod oracle;
+pub mod pods;
 pub mod process;
 pub mod s3s;
 pub mod tls;

@@ -110,7 +110,12 @@ async fn save_artifact<R: ContainerRuntime, S: Secrets>(
         }
         None => tracing::info!(artifact = %name, key, "Successfully saved artifact directory"),
     }
+    // Argo 3 and 4 report an artifact that had no key of its own by kind and key only.
+    let had_key = artifact.location.key().is_some();
     store.record(artifact, digest);
+    if step.options.protocol != Protocol::V2 && !had_key {
+        reduce_to_key(&mut artifact.location);
+    }
     Ok(true)
 }
 
@@ -159,6 +164,9 @@ pub(super) async fn save_logs<R: ContainerRuntime, S: Secrets>(
                     ..Artifact::default()
                 };
                 store.record(&mut artifact, digest);
+                if step.options.protocol != Protocol::V2 {
+                    reduce_to_key(&mut artifact.location);
+                }
                 saved.push(artifact);
             }
             Err(source) => errors.push(WaitError::SaveLogs {
@@ -170,9 +178,35 @@ pub(super) async fn save_logs<R: ContainerRuntime, S: Secrets>(
     saved
 }
 
+/// Keeps only the location's kind and key (see [`crate::store::key_only`]).
+fn reduce_to_key(location: &mut ArtifactLocation) {
+    if let Some(reduced) = crate::store::key_only(location) {
+        *location = reduced;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{Pod, script};
+    use super::*;
+
+    #[test]
+    fn an_archive_location_artifact_is_reported_by_kind_and_key_as_argo_3_and_4_do() {
+        let mut location: ArtifactLocation = serde_json::from_value(serde_json::json!({
+            "s3": {"bucket": "b", "endpoint": "e:9000", "key": "wf/pod/a.tgz",
+                "accessKeySecret": {"name": "s", "key": "ak"}}
+        }))
+        .unwrap();
+        reduce_to_key(&mut location);
+        assert_eq!(
+            serde_json::to_value(&location).unwrap(),
+            serde_json::json!({"s3": {"key": "wf/pod/a.tgz"}})
+        );
+        // Without a key there is nothing to reduce to: left as it is.
+        let mut bare = ArtifactLocation::default();
+        reduce_to_key(&mut bare);
+        assert_eq!(serde_json::to_value(&bare).unwrap(), serde_json::json!({}));
+    }
 
     #[tokio::test]
     async fn no_repository_is_argos_error() {

@@ -388,7 +388,7 @@ impl Pod<'_> {
         let choice = self
             .images
             .choose(c.image.as_deref().unwrap_or_default(), executor);
-        let mut binds: Vec<String> = volumes::mounts(c, self.volumes, &env)?
+        let mut binds: Vec<String> = volumes::mounts(c, self.volumes, &env, true)?
             .into_iter()
             .map(|m| {
                 let ro = if m.read_only { ":ro" } else { "" };
