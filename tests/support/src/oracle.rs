@@ -96,26 +96,39 @@ impl Oracle {
         }
         let parent = oracle_dir().join("tmp");
         std::fs::create_dir_all(&parent).unwrap();
-        let owned = tempfile::Builder::new()
-            .prefix("cluster-")
-            .tempdir_in(&parent)
-            .unwrap();
-        let dir = owned.path().to_path_buf();
         let started = Instant::now();
-        let out = Command::new(root().join("tests/oracle/cluster"))
-            .arg("start")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run tests/oracle/cluster: {e}"));
-        assert!(
-            out.status.success(),
-            "tests/oracle/cluster start {} failed ({}):\n{}{}",
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // The script picks free ports and then binds them: another process (tests run in
+        // parallel) may take one in between. Only that is tried again, in a new directory.
+        let mut attempt = 1;
+        let owned = loop {
+            let owned = tempfile::Builder::new()
+                .prefix("cluster-")
+                .tempdir_in(&parent)
+                .unwrap();
+            let out = Command::new(root().join("tests/oracle/cluster"))
+                .arg("start")
+                .arg(owned.path())
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run tests/oracle/cluster: {e}"));
+            if out.status.success() {
+                break owned;
+            }
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                attempt < 3 && text.contains("address already in use"),
+                "tests/oracle/cluster start {} failed ({}, attempt {attempt}):\n{text}",
+                owned.path().display(),
+                out.status,
+            );
+            eprintln!("oracle: a port was taken while the cluster started; starting again");
+            attempt += 1;
+        };
+        let dir = owned.path().to_path_buf();
         let env = parse_env(&std::fs::read_to_string(dir.join("env")).unwrap());
         eprintln!(
             "oracle: kube-apiserver {} ready in {:.1} s (dir {})",
