@@ -138,13 +138,35 @@ pub(crate) enum Command {
     },
     /// Execute a resource template's action (get, create, apply, delete, replace, patch)
     Resource {
-        /// The action
+        /// The action: get, create, apply, delete, replace or patch
         action: String,
+        /// Where the manifest is (default: /tmp/manifest.yaml, where Argo's controller puts it)
+        manifest_path: Option<PathBuf>,
     },
-    /// Run a data template's transformation over its source
+    /// Run a data template: list its source and apply its transformations
     Data {
-        /// The data template as JSON
-        data: String,
+        /// The data template as JSON, as Argo's controller passes it (the template itself is
+        /// read from ARGO_TEMPLATE, as Argo's executor does)
+        data: Option<String>,
+    },
+    /// Send a signal to a process: `argoexec kill SIGNAL PID`, as Argo 4's controller execs it
+    Kill {
+        /// The signal: a number (15) or a name (TERM, SIGTERM)
+        #[arg(allow_hyphen_values = true)]
+        signal: String,
+        /// The process id
+        #[arg(allow_hyphen_values = true)]
+        pid: String,
+    },
+    /// The agent pod of HTTP templates
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+    /// Artifact garbage collection
+    Artifact {
+        #[command(subcommand)]
+        command: ArtifactCommand,
     },
     /// `argoexec run` and its hidden helpers: the local pod runner, a build feature (off in the
     /// executor image, which Argo copies into every container)
@@ -157,6 +179,22 @@ pub(crate) enum Command {
         #[arg(long)]
         short: bool,
     },
+}
+
+/// `argoexec agent ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentCommand {
+    /// Write each plugin's token (the agent pod's init container)
+    Init,
+    /// Run the HTTP requests of the workflow's task set (the agent pod's main container)
+    Main,
+}
+
+/// `argoexec artifact ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ArtifactCommand {
+    /// Delete the artifacts of this pod's WorkflowArtifactGCTasks (the artifact GC pod)
+    Delete,
 }
 
 impl GlobalArgs {

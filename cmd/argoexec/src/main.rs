@@ -5,11 +5,16 @@
 //! as an executor failure; clap's usage errors exit 2. The first error is also written to
 //! `/dev/termination-log` when that file exists, as kubelet provides it in every container.
 
+mod agent_cmd;
+mod artifact_cmd;
 mod cli;
+mod data_cmd;
 mod duration_arg;
 mod emissary_cmd;
 mod execution;
+mod kill_cmd;
 mod logging;
+mod resource_cmd;
 #[cfg(feature = "local-runner")]
 mod run_cmd;
 mod wait_cmd;
@@ -26,7 +31,7 @@ use argoexec_storage::{RetryPolicy, S3Tuning, StorageOptions};
 use argoexec_template::{Protocol, SourcePaths, Template};
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{ArtifactCommand, Cli, Command};
 
 /// Argo's exit code for an executor error in v3 and v4 pods.
 const EXIT_EXECUTOR_ERROR: u8 = 64;
@@ -38,13 +43,13 @@ const TERMINATION_LOG: &str = "/dev/termination-log";
 /// A subcommand whose implementation has not landed yet.
 #[derive(Debug, thiserror::Error)]
 #[error("argoexec {command} is not implemented yet ({what})")]
-struct NotImplemented {
-    command: &'static str,
-    what: &'static str,
+pub(crate) struct NotImplemented {
+    pub(crate) command: &'static str,
+    pub(crate) what: &'static str,
 }
 
 /// An error on its way out, with what is known of the pod's protocol for the exit code.
-struct Failure {
+pub(crate) struct Failure {
     error: anyhow::Error,
     protocol: Option<Protocol>,
 }
@@ -138,22 +143,16 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let config = Config::from_process_env(cli.global.flags())?;
             emissary_cmd::emissary(&config, &cli.global.pod_root, args)
         }
-        Command::Resource { .. } => {
-            Config::from_process_env(cli.global.flags())?;
-            Err(NotImplemented {
-                command: "resource",
-                what: "resource templates",
-            }
-            .into())
-        }
-        Command::Data { .. } => {
-            Config::from_process_env(cli.global.flags())?;
-            Err(NotImplemented {
-                command: "data",
-                what: "data templates",
-            }
-            .into())
-        }
+        Command::Resource {
+            action,
+            manifest_path,
+        } => resource_cmd::resource(&cli.global, &action, manifest_path),
+        Command::Data { .. } => data_cmd::data(&cli.global),
+        Command::Kill { signal, pid } => kill_cmd::kill(&signal, &pid),
+        Command::Agent { command } => agent_cmd::agent(&cli.global, command),
+        Command::Artifact {
+            command: ArtifactCommand::Delete,
+        } => artifact_cmd::delete(&cli.global),
         #[cfg(feature = "local-runner")]
         Command::Local(command) => run_cmd::run(command),
     }
