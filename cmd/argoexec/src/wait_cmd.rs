@@ -127,7 +127,7 @@ pub(crate) fn wait(
 
 /// Where outputs go: the local report file of `argoexec run`, or the Kubernetes API.
 #[derive(Debug)]
-enum AnyReporter {
+pub(crate) enum AnyReporter {
     File(FileReporter),
     Kube(Box<KubeReporter>),
 }
@@ -219,7 +219,7 @@ fn pod_namespace(config: &Config, root: &Path) -> String {
 /// The reporter and the credentials for the pod: a local run reports to its file and reads
 /// mounted secrets; a pod connects to the API, checks it may report (failing fast, by name), and
 /// reads secrets through the API when it is a v2 pod (Argo 2 mounted none).
-async fn reporter_for(
+pub(crate) async fn reporter_for(
     config: &Config,
     root: &Path,
     protocol: Protocol,

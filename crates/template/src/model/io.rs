@@ -243,6 +243,8 @@ impl Artifact {
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ArtifactJson {
+    // Go reads a missing name as empty (a data template's `artifactPaths` has none).
+    #[serde(default)]
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<String>,

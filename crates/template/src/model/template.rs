@@ -383,8 +383,10 @@ pub struct ManifestFrom {
 pub struct Data {
     /// Where the data comes from.
     pub source: DataSource,
-    /// The transformations applied, in order.
-    pub transformation: Vec<TransformationStep>,
+    /// The transformations applied, in order. Absent or `null` (Go's nil, which Argo's
+    /// controller writes as `null`) is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformation: Option<Vec<TransformationStep>>,
     /// Fields this version does not know, kept so they round-trip.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
