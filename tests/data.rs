@@ -311,3 +311,54 @@ fn the_task_result_is_argos() {
         );
     }
 }
+
+/// GCS through fake-gcs-server (installed by `tests/setup`): the key is a raw prefix (`in`
+/// matches `in-other/` too, as Google's listing does), and an object named exactly the key is
+/// the whole result, as Argo's `listByPrefix` has it.
+#[test]
+fn gcs_lists_a_raw_prefix_and_an_exact_name_is_the_whole_result() {
+    let preload = tempfile::tempdir().unwrap();
+    for key in ["in/a.csv", "in/sub/b.csv", "in-other/c.csv", "top.csv"] {
+        let path = preload.path().join("bucket").join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, key).unwrap();
+    }
+    let preload_dir = preload.path().display().to_string();
+    let server = argoexec_testsupport::process::Process::spawn("fake-gcs-server", |port, _| {
+        let port = port.to_string();
+        ["-scheme", "http", "-host", "127.0.0.1", "-port", &port]
+            .into_iter()
+            .chain(["-backend", "memory", "-data", &preload_dir])
+            .chain(["-public-host", &format!("127.0.0.1:{port}")])
+            .chain(["-log-level", "error"])
+            .map(String::from)
+            .collect()
+    });
+    let root = tempfile::tempdir().unwrap();
+    let report = root.path().join("report.json");
+    let run = |key: &str| {
+        let template = json!({"name": "t", "data": {
+            "source": {"artifactPaths": {"gcs": {"bucket": "bucket", "key": key}}},
+            "transformation": null}});
+        let out = Command::new(ARGOEXEC)
+            .args(["data", "--pod-root"])
+            .arg(root.path())
+            .env_clear()
+            .env("ARGO_POD_NAME", "pod-1")
+            .env("ARGO_TEMPLATE", template.to_string())
+            .env("ARGOEXEC_REPORT_FILE", &report)
+            .env(
+                "STORAGE_EMULATOR_HOST",
+                format!("127.0.0.1:{}", server.port),
+            )
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{key}: {stderr}");
+        let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        report["outputs"]["result"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(run("in"), r#"["in-other/c.csv","in/a.csv","in/sub/b.csv"]"#);
+    assert_eq!(run("top.csv"), r#"["top.csv"]"#);
+    assert_eq!(run("none"), "[]");
+}
