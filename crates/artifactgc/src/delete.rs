@@ -48,7 +48,7 @@ pub enum DeleteError {
         kind: &'static str,
         /// Why.
         #[source]
-        source: argoexec_storage::Error,
+        source: Box<argoexec_storage::Error>,
     },
     /// The delete failed (after retries when the failure was transient).
     #[error("artifact {name:?}: delete {key}")]
@@ -59,7 +59,7 @@ pub enum DeleteError {
         key: String,
         /// Why.
         #[source]
-        source: RetryError<argoexec_storage::Error>,
+        source: Box<RetryError<argoexec_storage::Error>>,
     },
 }
 
@@ -168,7 +168,7 @@ impl<S: Secrets> Deleter<S> {
                 .map_err(|source| DeleteError::Open {
                     name: name.clone(),
                     kind,
-                    source,
+                    source: Box::new(source),
                 })?;
         let what = format!("delete {kind} {key}");
         match self.options.retry.run(&what, |_| driver.delete(&key)).await {
@@ -181,7 +181,7 @@ impl<S: Secrets> Deleter<S> {
             Err(source) => Err(DeleteError::Delete {
                 name: name.clone(),
                 key,
-                source,
+                source: Box::new(source),
             }),
         }
     }
