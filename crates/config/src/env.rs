@@ -88,6 +88,20 @@ vars! {
     DOCKER_HOST = "unix:///var/run/docker.sock";
     /// Kubeconfig path(s) when out of a cluster, as kubectl reads it (`argoexec run --api` sets it for init and wait).
     KUBECONFIG = "~/.kube/config";
+    /// Artifact GC pod: the value of the `workflows.argoproj.io/artifact-gc-pod` label of its WorkflowArtifactGCTasks.
+    ARGO_ARTIFACT_POD_NAME = "";
+    /// Artifact plugin sidecars of the pod, comma-separated (v4).
+    ARGO_ARTIFACT_PLUGIN_NAMES = "";
+    /// Artifact GC pod: artifacts deleted at once, across its tasks (ours; Argo deletes one at a time).
+    ARGOEXEC_ARTIFACT_GC_PARALLELISM = "8";
+    /// Agent pod: executor plugin names, a JSON array.
+    ARGO_PLUGIN_NAMES = "[]";
+    /// Agent pod: executor plugin addresses, a JSON array in the order of ARGO_PLUGIN_NAMES.
+    ARGO_PLUGIN_ADDRESSES = "[]";
+    /// Agent pod: tasks run at once.
+    ARGO_AGENT_TASK_WORKERS = "16";
+    /// Agent pod: the least time between two patches of the task set's status (Go duration).
+    ARGO_AGENT_PATCH_RATE = "10s";
     /// W3C trace context of the step (v4).
     TRACEPARENT = "";
     /// OpenTelemetry collector endpoint (v4).

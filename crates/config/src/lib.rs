@@ -7,7 +7,8 @@
 //!
 //! Modules: `flags` (the global flags: log level and format, the client's overrides), `kube` (the
 //! Kubernetes client's overrides [`KubeOverrides`], the kubelet's settings, where kubelet mounts
-//! the service account: [`SERVICE_ACCOUNT_DIR`]), `settings` (the runtime, retries, progress,
+//! the service account: [`SERVICE_ACCOUNT_DIR`]), `pods` (the artifact GC and agent pods'
+//! settings), `settings` (the runtime, retries, progress,
 //! identity, unpacking caps), `parse` (reading variables and parsing Go's forms), `error`.
 
 pub mod env;
@@ -15,6 +16,7 @@ mod error;
 mod flags;
 mod kube;
 mod parse;
+mod pods;
 mod settings;
 
 use std::path::PathBuf;
@@ -26,6 +28,7 @@ pub use error::ConfigError;
 pub use flags::{Flags, LogFormat, LogLevel};
 pub use kube::{KubeOverrides, KubeletSettings, SERVICE_ACCOUNT_DIR};
 pub use parse::parse_go_duration;
+pub use pods::{AgentSettings, ArtifactGcSettings};
 pub use settings::{Identity, ProgressSettings, RetrySettings, RuntimeKind, UnpackSettings};
 
 use parse::{Reader, parse_deadline, positive};

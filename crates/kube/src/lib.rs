@@ -17,6 +17,8 @@
 //! - [`KubeletClient`]: the node's kubelet over HTTPS (`/pods`, `/containerLogs`, `/exec`).
 //! - [`ApiSecrets`] reads credentials through the API (v2 pods); [`AnySecrets`] chooses between
 //!   it and the mounted files.
+//! - [`ArtifactGcTasks`] and [`TaskSet`]: the artifact GC pod's `WorkflowArtifactGCTask`s (list,
+//!   status patch) and the agent pod's `WorkflowTaskSet` (watch, status patch).
 //!
 //! The `k8sapi` and `kubelet` container runtimes are built on `PodWatch`, `Kube::exec`,
 //! `Kube::container_log` and `KubeletClient` in `argoexec-runtime`; this crate knows nothing of
@@ -31,6 +33,7 @@ mod pod;
 mod report;
 mod retry;
 mod secrets;
+mod tasks;
 
 pub use access::{Access, check_access, check_access_for, required_access, runtime_access};
 pub use client::{Kube, connect};
@@ -42,3 +45,4 @@ pub use pod::PodWatch;
 pub use report::{KubeReporter, Names, monitor_progress};
 pub use retry::Backoff;
 pub use secrets::{AnySecrets, ApiSecrets};
+pub use tasks::{ArtifactGcTasks, TaskSet, TaskSetEvent};

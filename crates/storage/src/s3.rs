@@ -616,15 +616,54 @@ impl Driver for S3 {
         Ok(!page.contents().is_empty())
     }
 
+    /// Deletes an object; a key ending in `/` deletes every object under that prefix, as Argo's
+    /// driver does. A missing bucket is an error, not "not found": nothing was deleted, and the
+    /// location is likely wrong.
     async fn delete(&self, key: &str) -> Result<(), Error> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| classify("delete", key, e))?;
+        let keys = if key.ends_with('/') {
+            self.list(key)
+                .await
+                .map_err(|e| self.missing_bucket("list", key, e))?
+        } else {
+            vec![key.to_owned()]
+        };
+        for key in &keys {
+            let deleted = self
+                .client
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await;
+            if let Err(err) = deleted {
+                let code = err.code().map(str::to_owned);
+                let error = classify("delete", key, err);
+                if code.as_deref() == Some("NoSuchBucket") {
+                    return Err(self.missing_bucket("delete", key, error));
+                }
+                return Err(error);
+            }
+        }
         Ok(())
+    }
+}
+
+impl S3 {
+    /// `error` as a permanent failure when it says the bucket does not exist (every "not found"
+    /// of a listing does); other errors as they are.
+    fn missing_bucket(&self, operation: &'static str, key: &str, error: Error) -> Error {
+        if !error.is_not_found() {
+            return error;
+        }
+        Error::request(
+            false,
+            operation,
+            key,
+            std::io::Error::other(format!(
+                "NoSuchBucket: the bucket {:?} does not exist",
+                self.bucket
+            )),
+        )
     }
 }
 
