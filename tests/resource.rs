@@ -229,7 +229,18 @@ fn configmap_through_every_action_and_patch_strategy() {
     let applied = configmap("cm-1", json!({"a": "1", "b": "2"}));
     let (out, log) = c.ours("apply", "apply-1", &template("apply", &applied, json!({})));
     assert!(out.status.success(), "{}{log}", stderr(&out));
-    let cm = c.get("configmap", "cm-1");
+    // kubectl hides managedFields unless asked.
+    let text = c.oracle.kubectl(&[
+        "-n",
+        &c.ns,
+        "get",
+        "configmap",
+        "cm-1",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
+    let cm: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(cm["data"], json!({"a": "1", "b": "2"}));
     let managers: Vec<&str> = cm["metadata"]["managedFields"]
         .as_array()

@@ -217,7 +217,7 @@ impl Step<'_> {
                 .as_deref()
                 .with_context(|| format!("input artifact {name:?} (manifestFrom) has no path"))?;
             under(self.root, path)
-        } else if let Some(text) = spec.manifest.as_deref().filter(|m| !m.is_empty()) {
+        } else if let Some(text) = spec.manifest.as_deref() {
             return Ok(text.to_owned());
         } else {
             under(self.root, MANIFEST_PATH)
