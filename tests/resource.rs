@@ -78,6 +78,8 @@ impl Cluster {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("KUBECONFIG", &self.kubeconfig)
+            // Argo's embedded kubectl caches discovery under $HOME/.kube.
+            .env("HOME", self.dir.path())
             .env("ARGO_POD_NAME", format!("{node}-pod"))
             .env("ARGO_NODE_ID", node)
             .env("ARGO_WORKFLOW_NAME", "wf")

@@ -210,7 +210,7 @@ fn api(
     }
 }
 
-/// kubectl's short names of the usual kinds (kube-rs' discovery does not keep the server's).
+/// kubectl's short names of the usual kinds (kube-rs' discovery drops the server's).
 const SHORT_NAMES: &[(&str, &str)] = &[
     ("po", "pods"),
     ("cm", "configmaps"),
@@ -220,19 +220,15 @@ const SHORT_NAMES: &[(&str, &str)] = &[
     ("ds", "daemonsets"),
     ("rs", "replicasets"),
     ("ns", "namespaces"),
-    ("sa", "serviceaccounts"),
     ("pvc", "persistentvolumeclaims"),
     ("pv", "persistentvolumes"),
     ("no", "nodes"),
     ("ep", "endpoints"),
     ("ing", "ingresses"),
     ("cj", "cronjobs"),
-    ("hpa", "horizontalpodautoscalers"),
     ("pdb", "poddisruptionbudgets"),
     ("netpol", "networkpolicies"),
-    ("limits", "limitranges"),
     ("quota", "resourcequotas"),
-    ("ev", "events"),
     ("crd", "customresourcedefinitions"),
     ("wf", "workflows"),
     ("wftmpl", "workflowtemplates"),
