@@ -33,7 +33,7 @@ pub(crate) fn data(global: &GlobalArgs) -> Result<ExitCode, Failure> {
     tokio
         .block_on(async {
             let data = template.data.as_ref().context("no data template found")?;
-            let (reporter, secrets) = reporter_for(&config, &root, protocol).await?;
+            let (reporter, secrets) = reporter_for(&config, &root, protocol, Vec::new()).await?;
             let result = argoexec_data::process(
                 data,
                 template.archive_location.as_ref(),

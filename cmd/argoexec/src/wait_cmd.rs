@@ -91,7 +91,8 @@ pub(crate) fn wait(
             kubelet(config, root, pod_namespace(config, root))
         }
     };
-    let reporter = tokio.block_on(reporter_for(config, root, protocol));
+    let runtime_access = argoexec_kube::runtime_access(config.runtime_for(protocol));
+    let reporter = tokio.block_on(reporter_for(config, root, protocol, runtime_access));
     let (runtime, (reporter, secrets)) = match (runtime, reporter) {
         (Ok(runtime), Ok(reporter)) => (runtime, reporter),
         (Err(error), reporter) => {
@@ -217,12 +218,14 @@ fn pod_namespace(config: &Config, root: &Path) -> String {
 }
 
 /// The reporter and the credentials for the pod: a local run reports to its file and reads
-/// mounted secrets; a pod connects to the API, checks it may report (failing fast, by name), and
-/// reads secrets through the API when it is a v2 pod (Argo 2 mounted none).
+/// mounted secrets; a pod connects to the API, checks it may report and make the calls of
+/// `runtime_access` (failing fast, by name), and reads secrets through the API when it is a v2
+/// pod (Argo 2 mounted none).
 pub(crate) async fn reporter_for(
     config: &Config,
     root: &Path,
     protocol: Protocol,
+    runtime_access: Vec<argoexec_kube::Access>,
 ) -> anyhow::Result<(AnyReporter, AnySecrets)> {
     let mounted = AnySecrets::Mounted(MountedSecrets::new(root.join("argo/secret")));
     if let Some(path) = &config.report_file {
@@ -231,8 +234,7 @@ pub(crate) async fn reporter_for(
     let kube = argoexec_kube::connect(&config.flags.kube)
         .await
         .context("connect to the Kubernetes API to report outputs")?;
-    let runtime = argoexec_kube::runtime_access(config.runtime_for(protocol));
-    argoexec_kube::check_access_for(&kube, protocol, &runtime).await?;
+    argoexec_kube::check_access_for(&kube, protocol, &runtime_access).await?;
     let id = &config.identity;
     let names = Names {
         pod: config.pod_name()?.to_owned(),

@@ -56,6 +56,8 @@ vars! {
     ARGO_DEBUG_PAUSE_AFTER = "";
     /// File holding the container's arguments when they were too long for exec (v4).
     ARGO_CONTAINER_ARGS_FILE = "";
+    /// How often a resource template re-checks its conditions when it may not watch the object (Go duration).
+    RESOURCE_STATE_CHECK_INTERVAL = "5s";
     /// Storage retries: number of attempts.
     EXECUTOR_RETRY_BACKOFF_STEPS = "5";
     /// Storage retries: first backoff (Go duration).

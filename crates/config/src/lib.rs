@@ -80,6 +80,9 @@ pub struct Config {
     pub traceparent: Option<String>,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub otlp_endpoint: Option<String>,
+    /// `RESOURCE_STATE_CHECK_INTERVAL`: resource templates poll at this interval when they may
+    /// not watch the object.
+    pub resource_state_check_interval: Duration,
 }
 
 impl Config {
@@ -182,6 +185,10 @@ impl Config {
             flags,
             identity,
             argo_template: r.string(env::ARGO_TEMPLATE)?,
+            resource_state_check_interval: r
+                .duration(env::RESOURCE_STATE_CHECK_INTERVAL)?
+                .filter(|d| !d.is_zero())
+                .unwrap_or(Duration::from_secs(5)),
             runtime,
             include_script_output: r.boolean(env::ARGO_INCLUDE_SCRIPT_OUTPUT)?.unwrap_or(false),
             deadline,

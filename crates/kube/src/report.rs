@@ -306,8 +306,10 @@ impl KubeReporter {
         Ok(())
     }
 
-    /// v4's `FinalizeOutput`: the label that tells the controller every output is in.
-    async fn finalize(&self) -> Result<(), Error> {
+    /// v4's `FinalizeOutput`: the label that tells the controller every output is in. Reporting
+    /// outputs does it; a step that reports none (a resource step without output parameters, or
+    /// one that failed) calls it alone.
+    pub async fn finalize(&self) -> Result<(), Error> {
         let patch = json!({"metadata": {"labels": {LABEL_REPORT_OUTPUTS_COMPLETED: "true"}}});
         self.patch_result(&patch).await
     }
