@@ -276,13 +276,44 @@ fn json_log_format_reports_errors_as_json() {
 #[test]
 fn unsupported_subcommands_exit_64() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["resource", "create"];
-    let out = argoexec(dir.path()).args(args).output().unwrap();
-    assert_eq!(out.status.code(), Some(64), "{args:?}");
-    assert!(
-        text(&out.stderr).contains("not implemented yet"),
-        "{args:?}"
-    );
+    for args in [
+        &["artifact-plugin-init", "--plugin-name", "p", "server"][..],
+        &["artifact-plugin-sidecar", "server", "--port", "1"],
+    ] {
+        let out = argoexec(dir.path()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("not implemented yet (artifact plugins)"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_subcommand_of_argo_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = argoexec(dir.path()).arg("--help").output().unwrap();
+    let help = text(&out.stdout);
+    for command in [
+        "agent",
+        "artifact-plugin-init",
+        "artifact-plugin-sidecar",
+        "emissary",
+        "init",
+        "kill",
+        "resource",
+        "wait",
+        "data",
+        "version",
+        "artifact",
+    ] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "{command} missing from --help:\n{help}"
+        );
+    }
 }
 
 #[test]

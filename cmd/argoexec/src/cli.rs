@@ -168,6 +168,21 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ArtifactCommand,
     },
+    /// Load the artifacts of one artifact plugin, running the plugin's server (an init container)
+    ArtifactPluginInit {
+        /// The artifact plugin's name
+        #[arg(long)]
+        plugin_name: Option<String>,
+        /// The plugin server's command and its arguments
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run an artifact plugin's server as a sidecar, for wait to save through it
+    ArtifactPluginSidecar {
+        /// The plugin server's command and its arguments
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// `argoexec run` and its hidden helpers: the local pod runner, a build feature (off in the
     /// executor image, which Argo copies into every container)
     #[cfg(feature = "local-runner")]

@@ -153,6 +153,16 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Artifact {
             command: ArtifactCommand::Delete,
         } => artifact_cmd::delete(&cli.global),
+        Command::ArtifactPluginInit { .. } => Err(NotImplemented {
+            command: "artifact-plugin-init",
+            what: "artifact plugins",
+        }
+        .into()),
+        Command::ArtifactPluginSidecar { .. } => Err(NotImplemented {
+            command: "artifact-plugin-sidecar",
+            what: "artifact plugins",
+        }
+        .into()),
         #[cfg(feature = "local-runner")]
         Command::Local(command) => run_cmd::run(command),
     }
